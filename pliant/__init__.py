@@ -1,0 +1,46 @@
+"""pliant: symbolic AutoML and neural architecture search, native to JAX, Flax and Optax.
+
+Mark choices in ordinary model code with placeholders, and the code becomes a search space that
+any search algorithm can explore through the DNA interface.
+
+Importing pliant is cheap: JAX, Flax and the optional extras are imported where they are used.
+"""
+
+from pliant.symbolic import (
+    KeyPath,
+    Node,
+    Symbolic,
+    SymDict,
+    SymList,
+    freeze,
+    from_json,
+    get,
+    load,
+    query,
+    replace,
+    save,
+    symbolize,
+    to_json,
+    traverse,
+)
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "KeyPath",
+    "Node",
+    "SymDict",
+    "SymList",
+    "Symbolic",
+    "__version__",
+    "freeze",
+    "from_json",
+    "get",
+    "load",
+    "query",
+    "replace",
+    "save",
+    "symbolize",
+    "to_json",
+    "traverse",
+]
