@@ -6,6 +6,23 @@ any search algorithm can explore through the DNA interface.
 Importing pliant is cheap: JAX, Flax and the optional extras are imported where they are used.
 """
 
+from pliant.spaces import (
+    DNA,
+    DecisionHandle,
+    Space,
+    Traced,
+    encode,
+    floatv,
+    intv,
+    iterate,
+    manyof,
+    materialize,
+    oneof,
+    random_dna,
+    random_sample,
+    space,
+    trace,
+)
 from pliant.symbolic import (
     KeyPath,
     Node,
@@ -27,20 +44,35 @@ from pliant.symbolic import (
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "DNA",
+    "DecisionHandle",
     "KeyPath",
     "Node",
+    "Space",
     "SymDict",
     "SymList",
     "Symbolic",
+    "Traced",
     "__version__",
+    "encode",
+    "floatv",
     "freeze",
     "from_json",
     "get",
+    "intv",
+    "iterate",
     "load",
+    "manyof",
+    "materialize",
+    "oneof",
     "query",
+    "random_dna",
+    "random_sample",
     "replace",
     "save",
+    "space",
     "symbolize",
     "to_json",
+    "trace",
     "traverse",
 ]

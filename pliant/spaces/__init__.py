@@ -1,0 +1,57 @@
+"""Search spaces: placeholders, the DNA layer, materialize/encode, and define-by-run tracing.
+
+See ``pliant/spaces/README.md`` for the invariants.
+"""
+
+from pliant.spaces.compiler import (
+    CompiledSpace,
+    compile_space,
+    encode,
+    iterate,
+    materialize,
+    random_sample,
+    space,
+)
+from pliant.spaces.dna import DNA, Group, Slot, Space
+from pliant.spaces.placeholders import (
+    FloatV,
+    IntV,
+    ManyOf,
+    OneOf,
+    Placeholder,
+    floatv,
+    intv,
+    manyof,
+    oneof,
+)
+from pliant.spaces.sampling import iterate_dna, random_dna
+from pliant.spaces.tracing import DecisionHandle, Replay, Traced, trace
+
+__all__ = [
+    "DNA",
+    "CompiledSpace",
+    "DecisionHandle",
+    "FloatV",
+    "Group",
+    "IntV",
+    "ManyOf",
+    "OneOf",
+    "Placeholder",
+    "Replay",
+    "Slot",
+    "Space",
+    "Traced",
+    "compile_space",
+    "encode",
+    "floatv",
+    "intv",
+    "iterate",
+    "iterate_dna",
+    "manyof",
+    "materialize",
+    "oneof",
+    "random_dna",
+    "random_sample",
+    "space",
+    "trace",
+]
