@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from pliant.symbolic.node import Node, SymDict, SymList, Symbolic, import_path
+from pliant.symbolic.node import Node, Symbolic, SymDict, SymList, import_path
 
 _WIDTH = 88
 
@@ -38,9 +38,10 @@ def format_value(value: Any, indent: int = 0) -> str:
 
 
 def _has_children(value: Any) -> bool:
-    return isinstance(value, Node | SymDict | tuple) and len(
-        value.args if isinstance(value, Node) else value
-    ) > 0
+    return (
+        isinstance(value, Node | SymDict | tuple)
+        and len(value.args if isinstance(value, Node) else value) > 0
+    )
 
 
 def _one_line(value: Any) -> str:

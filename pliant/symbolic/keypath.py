@@ -8,9 +8,9 @@ A key path is a tuple of keys: a ``str`` names an argument of a node or a key of
 from __future__ import annotations
 
 import re
-from typing import SupportsIndex, Union
+from typing import SupportsIndex
 
-Key = Union[str, int]
+Key = str | int
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _TOKEN = re.compile(
@@ -43,8 +43,7 @@ class KeyPath(tuple):
         for key in keys:
             if type(key) is not str and type(key) is not int:
                 raise TypeError(
-                    f"a key path holds str and int keys, got {key!r} of type "
-                    f"{type(key).__name__}"
+                    f"a key path holds str and int keys, got {key!r} of type {type(key).__name__}"
                 )
         return super().__new__(cls, keys)
 
@@ -91,7 +90,9 @@ class KeyPath(tuple):
             >>> str(KeyPath.parse("a").child(0))
             'a[0]'
         """
-        return KeyPath((*self, key))
+        if type(key) is not str and type(key) is not int:
+            raise TypeError(f"a key path holds str and int keys, got {key!r}")
+        return tuple.__new__(KeyPath, (*self, key))
 
     @property
     def parent(self) -> KeyPath:
@@ -122,6 +123,17 @@ class KeyPath(tuple):
         return KeyPath(item) if isinstance(index, slice) else item
 
 
+# The escapes ``repr(str)`` writes, so that ``KeyPath.parse(str(path)) == path`` for any key.
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
+_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)")
+
+
+def _unescape(m: re.Match[str]) -> str:
+    code = m.group(1)
+    if len(code) > 1:
+        return chr(int(code[1:], 16))
+    return _ESCAPES.get(code, code)
+
+
 def _unquote(quoted: str) -> str:
-    body = quoted[1:-1]
-    return re.sub(r"\\(.)", r"\1", body)
+    return _ESCAPE.sub(_unescape, quoted[1:-1])

@@ -27,6 +27,11 @@ from pliant.symbolic.keypath import Key, KeyPath
 DEFAULT_RUNTIME = ("rngs",)
 
 _PRIMITIVES = (type(None), bool, int, float, str)
+_ROOT = KeyPath()
+
+# The one NaN of symbolic trees. ``nan != nan``, but containers compare items by identity first,
+# so trees holding this object compare equal and hash alike (after a JSON round trip too).
+_NAN = float("nan")
 
 
 class SymList(tuple):
@@ -146,16 +151,16 @@ class CallableSpec:
     """What pliant knows about a symbolized callable: its signature and runtime arguments."""
 
     __slots__ = (
+        "before_var",
         "fn",
         "name",
         "params",
         "posonly",
-        "before_var",
-        "var_positional",
-        "var_keyword",
-        "runtime",
         "required",
+        "runtime",
         "signature",
+        "var_keyword",
+        "var_positional",
     )
 
     def __init__(self, fn: Callable[..., Any], runtime: tuple[str, ...] | None = None):
@@ -171,6 +176,8 @@ class CallableSpec:
         self.signature = sig
         params = list(sig.parameters.values())
         names = [p.name for p in params]
+        if isinstance(runtime, str):
+            runtime = (runtime,)
         wanted = DEFAULT_RUNTIME if runtime is None else tuple(runtime)
         if runtime is not None:
             unknown = [r for r in runtime if r not in names]
@@ -212,6 +219,13 @@ class CallableSpec:
             raise TypeError(
                 f"{self.name}(): {e}; the signature is {self.name}{self.signature}"
             ) from None
+        for name in bound.arguments:
+            if name in self.runtime:
+                raise TypeError(
+                    f"{self.name}(): {name!r} is a runtime argument and was passed "
+                    f"positionally; it is never stored in the symbolic tree. Pass it when "
+                    f"building: node.build({name}=...)"
+                )
         missing = [n for n in self.required if n not in bound.arguments]
         if missing:
             raise TypeError(
@@ -234,7 +248,7 @@ class CallableSpec:
                 f"path {str(where)!r}: {name!r} is a runtime argument of {self.name}; pass it "
                 f"to build() instead of storing it"
             )
-        if (type(name) is not str or name not in self.params) and self.var_keyword is None:
+        if type(name) is not str or (name not in self.params and self.var_keyword is None):
             raise ValueError(
                 f"path {str(where)!r}: {self.name} has no argument {name!r}; its arguments "
                 f"are {list(self.params)}"
@@ -316,7 +330,8 @@ class Node:
     def __hash__(self) -> int:
         h = self._hash
         if h is None:
-            h = hash((type(self), self._spec.fn, tuple(self._args.items())))
+            # Unordered, as __eq__ is: **kwargs arguments keep the order they were given in.
+            h = hash((type(self), self._spec.fn, frozenset(self._args.items())))
             object.__setattr__(self, "_hash", h)
         return h
 
@@ -433,7 +448,7 @@ def make_node(spec: CallableSpec, args: dict[str, Any], cls: type[Node] = Node) 
     return node
 
 
-def freeze(value: Any, where: KeyPath = KeyPath(), owner: str | None = None) -> Any:
+def freeze(value: Any, where: KeyPath = _ROOT, owner: str | None = None) -> Any:
     """Returns ``value`` as a symbolic value: lists, tuples and dicts frozen, leaves checked.
 
     Leaves may be ``None``, ``bool``, ``int``, ``float``, ``str``, enum members, functions and
@@ -449,7 +464,7 @@ def freeze(value: Any, where: KeyPath = KeyPath(), owner: str | None = None) -> 
     """
     t = type(value)
     if t in _PRIMITIVES or isinstance(value, Node | SymList | SymDict):
-        return value
+        return _NAN if t is float and value != value else value
     if t is list:
         return SymList(freeze(v, where.child(i), owner) for i, v in enumerate(value))
     if t is tuple:
@@ -465,14 +480,14 @@ def freeze(value: Any, where: KeyPath = KeyPath(), owner: str | None = None) -> 
             out[k] = freeze(v, where.child(k), owner)
         return SymDict(out)
     if isinstance(value, np.generic) and value.ndim == 0 and value.dtype.kind in "biuf":
-        return value.item()
+        item = value.item()
+        return _NAN if item != item else item
     if isinstance(value, enum.Enum):
         return value
     if isinstance(value, type | types.FunctionType | types.BuiltinFunctionType | Symbolic):
         return value
-    if isinstance(value, functools.partial | np.ufunc) or callable(value):
-        if hasattr(value, "__module__") and hasattr(value, "__qualname__"):
-            return value
+    if callable(value) and hasattr(value, "__module__") and hasattr(value, "__qualname__"):
+        return value
     raise TypeError(
         f"{_where(where, owner)}: unsupported value {_short(value)} of type "
         f"{type(value).__name__}. A symbolic value holds None, bool, int, float, str, lists, "
@@ -563,8 +578,9 @@ def symbolize(
 
     Args:
         fn: the callable to symbolize. The object itself is not modified.
-        runtime: names of arguments passed only at build time and never stored (default:
-            ``('rngs',)`` where the callable has such a parameter, as Flax NNX modules do).
+        runtime: names (or one name) of arguments passed only at build time and never stored
+            (default: ``('rngs',)`` where the callable has such a parameter, as Flax NNX modules
+            do).
 
     Returns:
         A :class:`Symbolic` callable (or a decorator when ``fn`` is omitted).
@@ -588,6 +604,17 @@ def symbolize(
     if not callable(fn):
         raise TypeError(f"symbolize() takes a function or class, got {fn!r}")
     return Symbolic(fn, runtime)
+
+
+def symbolic_of(fn: Callable[..., Any]) -> Symbolic:
+    """Returns a :class:`Symbolic` for ``fn`` sharing its registered spec; registers nothing.
+
+    Loading a reference must not replace what the user symbolized (e.g. its runtime names).
+    """
+    sym = Symbolic.__new__(Symbolic)
+    sym._spec = spec_of(fn)
+    functools.update_wrapper(sym, fn, updated=())
+    return sym
 
 
 def spec_of(fn: Callable[..., Any]) -> CallableSpec:

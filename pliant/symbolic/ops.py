@@ -10,7 +10,9 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pliant.symbolic.keypath import Key, KeyPath
-from pliant.symbolic.node import Node, SymDict, SymList, Symbolic, freeze, make_node
+from pliant.symbolic.node import Node, Symbolic, SymDict, SymList, freeze, make_node
+
+_ROOT = KeyPath()
 
 
 def children(value: Any) -> Iterator[tuple[Key, Any]]:
@@ -28,7 +30,7 @@ def children(value: Any) -> Iterator[tuple[Key, Any]]:
         yield from enumerate(value)
 
 
-def traverse(value: Any, root: KeyPath = KeyPath()) -> Iterator[tuple[KeyPath, Any]]:
+def traverse(value: Any, root: KeyPath = _ROOT) -> Iterator[tuple[KeyPath, Any]]:
     """Yields ``(path, sub_value)`` for every value in the tree, parents before children.
 
     Example:
@@ -65,13 +67,12 @@ def query(value: Any, where: Any) -> dict[KeyPath, Any]:
     """
     if isinstance(where, Symbolic):
         target = where.target
-        match: Callable[[KeyPath, Any], bool] = lambda p, v: (
-            isinstance(v, Node) and v.fn is target
-        )
+        match: Callable[[KeyPath, Any], bool] = lambda p, v: isinstance(v, Node) and v.fn is target
     elif isinstance(where, type) and not isinstance(where, Symbolic):
         cls = where
-        match = lambda p, v: isinstance(v, cls) or (
-            isinstance(v, Node) and isinstance(v.fn, type) and issubclass(v.fn, cls)
+        match = lambda p, v: (
+            isinstance(v, cls)
+            or (isinstance(v, Node) and isinstance(v.fn, type) and issubclass(v.fn, cls))
         )
     elif callable(where):
         match = where
@@ -143,7 +144,8 @@ def replace(
 
     Raises:
         KeyError: if a path does not exist (naming the first missing part).
-        ValueError: if a path names an argument the callable does not have, or a runtime one.
+        ValueError: if a path names an argument the callable does not have, or a runtime one,
+            or if two paths are the same or one lies under the other.
         TypeError: if a new value is not a valid symbolic leaf.
 
     Example:
@@ -159,10 +161,11 @@ def replace(
         64
     """
     items: dict[KeyPath, Any] = {}
-    for path, new in (updates or {}).items():
-        items[KeyPath.parse(path)] = new
-    for name, new in kwargs.items():
-        items[KeyPath((name,))] = new
+    given = [(KeyPath.parse(path), new) for path, new in (updates or {}).items()]
+    for path, new in given + [(KeyPath((name,)), new) for name, new in kwargs.items()]:
+        if path in items:
+            raise ValueError(f"replace(): path {str(path)!r} is given twice")
+        items[path] = new
     if KeyPath() in items:
         if len(items) > 1:
             raise ValueError("replace(): the root path '' cannot be combined with other paths")
@@ -212,26 +215,45 @@ def _apply(value: Any, trie: dict, where: KeyPath) -> Any:
                 raise KeyError(f"path {str(here)!r} does not exist: dict keys are str")
             if key not in data:
                 if _LEAF not in sub:
-                    raise KeyError(f"path {str(here)!r} does not exist: the dict has keys {list(data)}")
+                    raise KeyError(
+                        f"path {str(here)!r} does not exist: the dict has keys {list(data)}"
+                    )
                 data[key] = freeze(sub[_LEAF], here)
             else:
                 data[key] = _apply(data[key], sub, here)
         return SymDict(data)
     if isinstance(value, tuple):
         seq = list(value)
+        # [-1] and [n-1] name the same item: merge their sub-paths, so an overlap is caught.
+        merged: dict[int, tuple[dict, KeyPath]] = {}
         for key, sub in trie.items():
             here = where.child(key)
             if type(key) is not int or not -len(seq) <= key < len(seq):
                 raise KeyError(
                     f"path {str(here)!r} does not exist: the sequence has length {len(seq)}"
                 )
-            seq[key] = _apply(seq[key], sub, here)
+            index = key % len(seq)
+            if index in merged:
+                sub = _merge(merged[index][0], sub, here)
+                here = merged[index][1]
+            merged[index] = (sub, here)
+        for index, (sub, here) in merged.items():
+            seq[index] = _apply(seq[index], sub, here)
         return SymList(seq) if isinstance(value, SymList) else tuple(seq)
     first = next(iter(trie))
     raise KeyError(
         f"path {str(where.child(first))!r} does not exist: {str(where)!r} is a leaf "
         f"({type(value).__name__})"
     )
+
+
+def _merge(a: dict, b: dict, where: KeyPath) -> dict:
+    if _LEAF in a or _LEAF in b:
+        raise ValueError(f"replace(): path {str(where)!r} overlaps another replaced path")
+    out = dict(a)
+    for key, sub in b.items():
+        out[key] = _merge(out[key], sub, where.child(key)) if key in out else sub
+    return out
 
 
 def first_abstract_path(value: Any) -> KeyPath | None:

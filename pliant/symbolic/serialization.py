@@ -34,13 +34,14 @@ from pliant.symbolic.node import (
     _SYMBOLIZED,
     CallableSpec,
     Node,
-    SymDict,
     Symbolic,
+    SymDict,
     SymList,
     freeze,
     import_path,
     make_node,
     spec_of,
+    symbolic_of,
 )
 
 FORMAT_VERSION = 1
@@ -48,7 +49,9 @@ FORMAT_VERSION = 1
 #: Modules whose functions and classes may be loaded as plain values (never called by loading).
 SAFE_REFERENCE_MODULES = ("jax.nn", "jax.numpy", "jax._src.nn", "flax.nnx", "flax.linen", "optax")
 
-_MAX_DEPTH = 500
+# Each level of nesting takes two Python frames to decode; 200 levels stays well inside the
+# default recursion limit (1000) and far above any real configuration.
+_MAX_DEPTH = 200
 
 
 def to_json(value: Any, *, indent: int | None = None) -> str:
@@ -66,8 +69,9 @@ def to_json(value: Any, *, indent: int | None = None) -> str:
         '{"__pliant__": 1, "value": {"lr": 0.1, "sizes": {"__tuple__": [1, 2]}}}'
     """
     encoded = _encode(freeze(value), KeyPath())
-    return json.dumps({"__pliant__": FORMAT_VERSION, "value": encoded}, indent=indent,
-                      allow_nan=False)
+    return json.dumps(
+        {"__pliant__": FORMAT_VERSION, "value": encoded}, indent=indent, allow_nan=False
+    )
 
 
 def _encode(value: Any, where: KeyPath) -> Any:
@@ -173,12 +177,18 @@ def from_json(text: str | bytes, *, allowed: Iterable[str | Callable[..., Any]] 
             f"unsupported format version {doc['__pliant__']!r}; this pliant reads version "
             f"{FORMAT_VERSION}"
         )
-    return _Decoder(allowed).decode(doc["value"], KeyPath(), 0)
+    try:
+        return _Decoder(allowed).decode(doc["value"], KeyPath(), 0)
+    except RecursionError:
+        # Reached only when the caller's own stack is already deep.
+        raise ValueError("symbolic value nested too deeply for the Python stack") from None
 
 
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"malformed JSON: {name} is not valid JSON (write non-finite floats as "
-                     f'{{"__float__": "nan"}})')
+    raise ValueError(
+        f"malformed JSON: {name} is not valid JSON (write non-finite floats as "
+        f'{{"__float__": "nan"}})'
+    )
 
 
 def _preview(doc: Any) -> str:
@@ -225,15 +235,16 @@ class _Decoder:
             body = v["__dict__"]
             return SymDict({k: self.decode(x, where.child(k), depth + 1) for k, x in body.items()})
         if marker == "__float__" and len(v) == 1 and v["__float__"] in ("nan", "inf", "-inf"):
-            return float(v["__float__"])
+            return freeze(float(v["__float__"]))
         if marker == "__ref__" and isinstance(v["__ref__"], str):
             obj = self._resolve(v["__ref__"], where, node=False)
-            return Symbolic(obj) if v.get("symbolic") and not isinstance(obj, Symbolic) else obj
+            return symbolic_of(obj) if v.get("symbolic") else obj
         if marker == "__enum__" and isinstance(v.get("__enum__"), str):
             cls = self._resolve(v["__enum__"], where, node=False)
-            if not (isinstance(cls, type) and issubclass(cls, enum.Enum)) or v.get(
-                "name"
-            ) not in cls.__members__:
+            name = v.get("name")
+            if not (isinstance(cls, type) and issubclass(cls, enum.Enum)) or not (
+                isinstance(name, str) and name in cls.__members__
+            ):
                 raise ValueError(f"at path {str(where)!r}: {v!r} is not a member of an enum")
             return cls[v["name"]]
         raise ValueError(f"at path {str(where)!r}: malformed or unknown marker in {_preview(v)}")
@@ -255,10 +266,16 @@ class _Decoder:
         missing = [n for n in spec.required if n not in decoded]
         if missing:
             raise ValueError(f"at path {str(where)!r}: {spec.name} misses required {missing}")
+        if hasattr(fn, "__pliant_node_class__"):
+            # Nodes of pliant's own factories (placeholders) are rebuilt through the factory,
+            # so that their arguments are checked as when a user writes them.
+            try:
+                return fn(**decoded)  # type: ignore[no-any-return]
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"at path {str(where)!r}: {e}") from None
         ordered = {n: decoded[n] for n in spec.params if n in decoded}
         ordered.update((k, x) for k, x in decoded.items() if k not in ordered)
-        cls = getattr(fn, "__pliant_node_class__", Node)
-        return make_node(spec, ordered, cls)
+        return make_node(spec, ordered)
 
     def _resolve(self, path: str, where: KeyPath, *, node: bool) -> Any:
         module, sep, qualname = path.partition(":")
@@ -267,12 +284,7 @@ class _Decoder:
         spec: CallableSpec | None = _SYMBOLIZED.get(path)
         if spec is not None:
             return spec.fn
-        explicit = any(module == p or module.startswith(p + ".") or path == p
-                       for p in self.prefixes)
-        safe = not node and any(module == m or module.startswith(m + ".")
-                                for m in SAFE_REFERENCE_MODULES)
-        in_process = module.startswith("pliant.") or module == "pliant"
-        if not (explicit or safe or in_process):
+        if not self._trusts(module, path, node=node):
             obj = _lookup(sys.modules.get(module), qualname)
             if obj is not None and id(obj) in self.objects:
                 return obj
@@ -290,8 +302,50 @@ class _Decoder:
         if obj is None:
             raise ValueError(f"at path {str(where)!r}: {module!r} has no attribute {qualname!r}")
         if isinstance(obj, Symbolic):
-            return obj.target
+            obj = obj.target
+        # A trusted module re-exports names from elsewhere (``flax.linen:relu``); follow them
+        # only into trusted modules, so that ``safe.module:os.system`` does not load.
+        home = import_path(obj)
+        home_module = home.partition(":")[0]
+        if (
+            home != path
+            and not self._trusts(home_module, home, node=node)
+            and id(obj) not in self.objects
+        ):
+            raise ValueError(
+                f"at path {str(where)!r}: {path!r} is {home!r}, which is not allowed to load. "
+                f"Pass allowed=[{home_module!r}] if you trust that module"
+            )
+        spec = _SYMBOLIZED.get(home)
+        if spec is not None and spec.fn is obj:
+            return obj
+        if (
+            node
+            and _is_pliant(module)
+            and not self._explicit(module, path)
+            and not hasattr(obj, "__pliant_node_class__")
+        ):
+            # pliant's own functions (save, load, ...) are trusted to import, not to be called
+            # by building a tree someone else wrote.
+            raise ValueError(
+                f"at path {str(where)!r}: {path!r} is not a symbolic callable of pliant and "
+                f"cannot be loaded as a node"
+            )
         return obj
+
+    def _explicit(self, module: str, path: str) -> bool:
+        return any(module == p or module.startswith(p + ".") or path == p for p in self.prefixes)
+
+    def _trusts(self, module: str, path: str, *, node: bool) -> bool:
+        """Whether callables of ``module`` may be imported (and, for nodes, built later)."""
+        safe = not node and any(
+            module == m or module.startswith(m + ".") for m in SAFE_REFERENCE_MODULES
+        )
+        return safe or _is_pliant(module) or self._explicit(module, path)
+
+
+def _is_pliant(module: str) -> bool:
+    return module == "pliant" or module.startswith("pliant.")
 
 
 def save(value: Any, path: str | os.PathLike[str]) -> None:
