@@ -6,6 +6,7 @@ any search algorithm can explore through the DNA interface.
 Importing pliant is cheap: JAX, Flax and the optional extras are imported where they are used.
 """
 
+from pliant import algorithms
 from pliant.spaces import (
     DNA,
     DecisionHandle,
@@ -54,6 +55,7 @@ __all__ = [
     "Symbolic",
     "Traced",
     "__version__",
+    "algorithms",
     "encode",
     "floatv",
     "freeze",

@@ -24,6 +24,14 @@ from pliant.spaces.placeholders import (
     manyof,
     oneof,
 )
+from pliant.spaces.pyglove import (
+    PyGloveSpace,
+    from_dna_spec,
+    from_pg_dna,
+    pyglove_space,
+    to_dna_spec,
+    to_pg_dna,
+)
 from pliant.spaces.sampling import iterate_dna, random_dna
 from pliant.spaces.tracing import DecisionHandle, Replay, Traced, trace
 
@@ -37,6 +45,7 @@ __all__ = [
     "ManyOf",
     "OneOf",
     "Placeholder",
+    "PyGloveSpace",
     "Replay",
     "Slot",
     "Space",
@@ -44,14 +53,19 @@ __all__ = [
     "compile_space",
     "encode",
     "floatv",
+    "from_dna_spec",
+    "from_pg_dna",
     "intv",
     "iterate",
     "iterate_dna",
     "manyof",
     "materialize",
     "oneof",
+    "pyglove_space",
     "random_dna",
     "random_sample",
     "space",
+    "to_dna_spec",
+    "to_pg_dna",
     "trace",
 ]

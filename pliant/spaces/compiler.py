@@ -118,14 +118,14 @@ class _ChoicePlan:
         return self.candidates[idx[self.slot]].materialize(idx, val)
 
     def encode(self, x: Any, idx: list, val: list, where: KeyPath) -> None:
-        idx[self.slot] = _match_candidate(self.candidates, x, idx, val, where)
+        _assign(idx, self.slot, _match_candidate(self.candidates, x, idx, val, where), where)
 
 
 class _ManyPlan:
-    __slots__ = ("positions", "slots")
+    __slots__ = ("distinct", "positions", "slots", "sorted")
 
-    def __init__(self, slots: list[int], positions: list[list[Any]]):
-        self.slots, self.positions = slots, positions
+    def __init__(self, slots: list[int], positions: list[list[Any]], distinct: bool, sort: bool):
+        self.slots, self.positions, self.distinct, self.sorted = slots, positions, distinct, sort
 
     def materialize(self, idx: list, val: list) -> Any:
         return SymList(
@@ -135,8 +135,15 @@ class _ManyPlan:
     def encode(self, x: Any, idx: list, val: list, where: KeyPath) -> None:
         if not isinstance(x, SymList | list | tuple) or len(x) != len(self.slots):
             raise _Mismatch(where, f"expected a list of {len(self.slots)} picks, got {_short(x)}")
+        taken: list[int] = []
         for t, (s, cands) in enumerate(zip(self.slots, self.positions)):
-            idx[s] = _match_candidate(cands, x[t], idx, val, where.child(t))
+            # Equal-looking candidates are resolved so that the picks keep the group's rules.
+            skip = set(taken) if self.distinct else set()
+            if self.sorted and taken:
+                skip.update(range(taken[-1]))
+            j = _match_candidate(cands, x[t], idx, val, where.child(t), skip)
+            _assign(idx, s, j, where.child(t))
+            taken.append(j)
 
 
 class _FloatPlan:
@@ -151,7 +158,7 @@ class _FloatPlan:
     def encode(self, x: Any, idx: list, val: list, where: KeyPath) -> None:
         if isinstance(x, bool) or not isinstance(x, int | float) or not self.lo <= x <= self.hi:
             raise _Mismatch(where, f"expected a float in [{self.lo}, {self.hi}], got {_short(x)}")
-        val[self.slot] = float(x)
+        _assign(val, self.slot, float(x), where)
 
 
 class _IntPlan:
@@ -166,14 +173,32 @@ class _IntPlan:
     def encode(self, x: Any, idx: list, val: list, where: KeyPath) -> None:
         if type(x) is not int or not self.lo <= x <= self.hi:
             raise _Mismatch(where, f"expected an int in [{self.lo}, {self.hi}], got {_short(x)}")
-        idx[self.slot] = x - self.lo
+        _assign(idx, self.slot, x - self.lo, where)
 
 
-def _match_candidate(cands: list[Any], x: Any, idx: list, val: list, where: KeyPath) -> int:
+def _assign(arr: list, slot: int, v: Any, where: KeyPath) -> None:
+    # Slots start as None; a second write (a decision shared by name) must agree with the first.
+    old = arr[slot]
+    if old is not None and old != v:
+        raise _Mismatch(
+            where,
+            f"the decision shared here was already set to another value "
+            f"({old!r} vs {v!r}) at an earlier place",
+        )
+    arr[slot] = v
+
+
+def _match_candidate(
+    cands: list[Any], x: Any, idx: list, val: list, where: KeyPath, skip: set[int] | None = None
+) -> int:
     for j, plan in enumerate(cands):
+        if skip and j in skip:
+            continue
+        saved_idx, saved_val = idx[:], val[:]
         try:
             plan.encode(x, idx, val, where)
         except _Mismatch:
+            idx[:], val[:] = saved_idx, saved_val  # undo what the failed candidate wrote
             continue
         return j
     shown = ", ".join(_short(getattr(c, "value", c), 30) for c in cands)
@@ -207,6 +232,8 @@ class _Compiler:
 
     def compile(self, v: Any, where: KeyPath, cond: tuple, sid: KeyPath) -> Any:
         """Returns the plan of ``v``; ``sid`` is the path used to name new slots."""
+        if type(v) in _LITERAL_TYPES:
+            return _Const(v)
         if isinstance(v, Placeholder):
             return self.placeholder(v, where, cond, sid)
         if isinstance(v, Node):
@@ -277,15 +304,7 @@ class _Compiler:
                     literals=_literals(args["candidates"]),
                 )
             )
-            cands = [
-                self.compile(
-                    c,
-                    where.child("candidates").child(j),
-                    ((s, j),),
-                    sid.child("candidates").child(j),
-                )
-                for j, c in enumerate(args["candidates"])
-            ]
+            cands = self.candidates(args["candidates"], s, where, sid)
             return _ChoicePlan(s, cands)
         if isinstance(p, ManyOf):
             k, cands_v = args["k"], args["candidates"]
@@ -309,18 +328,11 @@ class _Compiler:
                 Group(tuple(slots), args.get("distinct", True), args.get("sorted", False))
             )
             positions = [
-                [
-                    self.compile(
-                        c,
-                        where.child("candidates").child(j),
-                        ((s, j),),
-                        sid.child(t).child("candidates").child(j),
-                    )
-                    for j, c in enumerate(cands_v)
-                ]
-                for t, s in enumerate(slots)
+                self.candidates(cands_v, s, where, sid.child(t)) for t, s in enumerate(slots)
             ]
-            return _ManyPlan(slots, positions)
+            return _ManyPlan(
+                slots, positions, args.get("distinct", True), args.get("sorted", False)
+            )
         if isinstance(p, FloatV):
             lo, hi = args["lo"], args["hi"]
             s = self.add(Slot(ident, "float", 0, lo, hi, args.get("scale", "linear"), cond, name))
@@ -330,6 +342,17 @@ class _Compiler:
             s = self.add(Slot(ident, "int", hi - lo + 1, lo, hi, "linear", cond, name))
             return _IntPlan(s, lo, hi)
         raise TypeError(f"unknown placeholder type {type(p).__name__} at {ident!r}")
+
+    def candidates(self, cands: Any, slot: int, where: KeyPath, sid: KeyPath) -> list[Any]:
+        """Compiles the candidates of a choice; placeholders inside are conditioned on it."""
+        out: list[Any] = []
+        for j, c in enumerate(cands):
+            if type(c) in _LITERAL_TYPES:  # the common case, without building key paths
+                out.append(_Const(c))
+                continue
+            here, ident = where.child("candidates").child(j), sid.child("candidates").child(j)
+            out.append(self.compile(c, here, ((slot, j),), ident))
+        return out
 
     def add(self, slot: Slot) -> int:
         self.slots.append(slot)
@@ -490,12 +513,14 @@ def encode(value: Any, concrete: Any) -> DNA:
     """
     compiled = compile_space(value)
     sp = compiled.space
-    idx = [0] * len(sp.slots)
-    val = [0.0] * len(sp.slots)
+    idx: list = [None] * len(sp.slots)
+    val: list = [None] * len(sp.slots)
     try:
         compiled.plan.encode(freeze(concrete), idx, val, KeyPath())
     except _Mismatch as e:
         raise ValueError(f"encode(): the value is not a point of this space: {e}") from None
+    idx = [0 if i is None else i for i in idx]
+    val = [0.0 if v is None else v for v in val]
     dna = sp.make_dna(np.asarray(idx, np.int32), np.asarray(val, np.float64))
     return sp.validate(dna)
 

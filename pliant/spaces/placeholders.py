@@ -65,7 +65,15 @@ def _candidates(candidates: Any, where: str) -> Any:
         )
     if len(candidates) == 0:
         raise ValueError(f"{where}: candidates must not be empty")
-    return freeze(list(candidates), KeyPath(("candidates",)), where.split("(")[0])
+    frozen = freeze(list(candidates), KeyPath(("candidates",)), where.split("(")[0])
+    for j, c in enumerate(frozen):
+        for i in range(j):
+            if type(frozen[i]) is type(c) and frozen[i] == c:
+                raise ValueError(
+                    f"{where}: candidates {i} and {j} are equal ({c!r}); each candidate must "
+                    f"differ, or DNA and values could not be mapped one to one"
+                )
+    return frozen
 
 
 def oneof(candidates: Sequence[Any], *, name: str | None = None, hints: Any = None) -> OneOf:

@@ -141,8 +141,11 @@ class SymDict(Mapping[str, Any]):
 def _signature(fn: Callable[..., Any]) -> inspect.Signature:
     # A class's own __init__ tells its arguments better than inspect.signature(cls), which
     # returns (*args, **kwargs) for classes whose metaclass defines __call__ (Flax NNX modules).
-    if isinstance(fn, type) and fn.__init__ is not object.__init__:
-        sig = inspect.signature(fn.__init__)
+    init = vars(fn).get("__init__") if isinstance(fn, type) else None
+    if init is None and isinstance(fn, type):
+        init = next((vars(c)["__init__"] for c in fn.__mro__ if "__init__" in vars(c)), None)
+    if isinstance(fn, type) and init is not None and init is not object.__init__:
+        sig = inspect.signature(init)
         return sig.replace(parameters=list(sig.parameters.values())[1:])
     return inspect.signature(fn)
 
