@@ -14,6 +14,14 @@ from pliant.algorithms.base import (
     state_to_json,
     step_key,
 )
+from pliant.algorithms.combinators import (
+    DedupState,
+    PartitionState,
+    SequenceState,
+    dedup,
+    partition,
+    sequence,
+)
 from pliant.algorithms.evolution import (
     RegularizedEvolutionState,
     mutate_one,
@@ -23,16 +31,22 @@ from pliant.algorithms.random_search import RandomState, random
 
 __all__ = [
     "Algorithm",
+    "DedupState",
+    "PartitionState",
     "RandomState",
     "RegularizedEvolutionState",
+    "SequenceState",
     "check_reward",
+    "dedup",
     "host_rng",
     "key_to_int",
     "keys",
     "mutate_one",
+    "partition",
     "propose_many",
     "random",
     "regularized_evolution",
+    "sequence",
     "state_from_json",
     "state_to_json",
     "step_key",

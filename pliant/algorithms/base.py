@@ -273,6 +273,8 @@ def _encode(x: Any) -> Any:
         return {"__tuple__": [_encode(v) for v in x]}
     if isinstance(x, dict):
         return {"__dict__": [[_encode(k), _encode(v)] for k, v in x.items()]}
+    if isinstance(x, frozenset | set):
+        return {"__set__": sorted((_encode(v) for v in x), key=repr)}
     if x is None or isinstance(x, bool | str):
         return x
     if isinstance(x, int | np.integer):
@@ -330,6 +332,10 @@ def _decode(doc: Any, like: Any, where: str) -> Any:
             _decode(a, b, where) for a, b in zip(arrays, (like.index, like.value, like.active))
         ]
         return DNA(like.space, *parts)
+    if isinstance(like, frozenset | set):
+        if not isinstance(doc, dict) or not isinstance(doc.get("__set__"), list):
+            raise fail(f"expected a set, got {str(doc)[:60]}")
+        return type(like)(_plain(v) for v in doc["__set__"])
     if isinstance(like, tuple | list):
         if not isinstance(doc, dict) or not isinstance(doc.get("__tuple__"), list):
             raise fail(f"expected a tuple, got {str(doc)[:60]}")
@@ -342,8 +348,8 @@ def _decode(doc: Any, like: Any, where: str) -> Any:
             )
         if len(items) != len(like):
             # Variable-length containers (histories) restore against their first element.
-            if not like:
-                raise fail("cannot restore a non-empty sequence against an empty template")
+            if not like:  # an empty template (a history): plain values, no arrays inside
+                return type(like)(_plain(v) for v in items)
             out = [_decode(v, like[0], f"{where}[{i}]") for i, v in enumerate(items)]
         else:
             out = [_decode(v, t, f"{where}[{i}]") for i, (v, t) in enumerate(zip(items, like))]

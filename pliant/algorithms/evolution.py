@@ -60,6 +60,9 @@ def _structure(space: Space) -> _Structure:
         descendants.append(np.asarray(sorted(seen), dtype=np.intp))
     mutable = (space.num_choices > 1) | (space.is_float & (space.hi > space.lo))
     groups = tuple(np.asarray(g.slots, dtype=np.intp) for g in space.groups)
+    for g, group_slots in zip(space.groups, groups):
+        if g.distinct and g.sorted and len(g.slots) == space.slots[g.slots[0]].num_choices:
+            mutable[group_slots] = False  # all candidates picked, in order: nothing can move
     return _Structure(mutable, tuple(descendants), groups)
 
 
@@ -85,7 +88,7 @@ def mutate_one(space: Space, dna: DNA, rng: np.random.Generator) -> DNA:
     candidates = np.flatnonzero(np.asarray(dna.active) & info.mutable)
     if candidates.size == 0:
         return space.make_dna(index, value)
-    s = int(candidates[rng.integers(candidates.size)])
+    s = int(candidates[int(rng.random() * candidates.size)])
     slot = space.slots[s]
     redraw = [info.descendants[s]]
     if slot.kind == "float":
@@ -104,7 +107,7 @@ def mutate_one(space: Space, dna: DNA, rng: np.random.Generator) -> DNA:
                 index[s], index[t] = index[t], index[s]
                 redraw.append(info.descendants[t])
         else:
-            new = int(rng.integers(slot.num_choices - 1))
+            new = int(rng.random() * (slot.num_choices - 1))  # uniform over the other values
             index[s] = new + (new >= current)
         if group is not None and group.sorted:
             g_slots = info.group_slots[slot.group]
@@ -147,12 +150,13 @@ def regularized_evolution(
         >>> import pliant as pl
         >>> space = pl.space([pl.oneof(range(8)) for _ in range(4)])
         >>> algo = pl.algorithms.regularized_evolution(population_size=10, tournament_size=3)
-        >>> state = algo.init(space, 0)
-        >>> for step, key in zip(range(200), pl.algorithms.keys(0)):
+        >>> state, best = algo.init(space, 0), 0.0
+        >>> for step, key in zip(range(300), pl.algorithms.keys(0)):
         ...     dna, state = algo.propose(state, key)
-        ...     state = algo.feedback(state, dna, float(dna.index.sum()))
-        >>> int(state.rewards.max())  # 4 decisions of 8 choices: the optimum is 28
-        28
+        ...     reward = float(dna.index.sum())
+        ...     state, best = algo.feedback(state, dna, reward), max(best, reward)
+        >>> best  # 4 decisions of 8 choices: the optimum is 28
+        28.0
     """
     if type(population_size) is not int or population_size < 1:
         raise ValueError(f"population_size must be a positive int, got {population_size!r}")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import sys
+from typing import Any, NamedTuple
 
 from pliant.algorithms.base import Algorithm, Key, Reward, check_reward, uniform_proposal
 from pliant.spaces.dna import DNA, Space
@@ -33,7 +34,16 @@ def random() -> Algorithm:
         return uniform_proposal(state.space, key), state
 
     def feedback(state: RandomState, dna: DNA, reward: Reward) -> RandomState:
-        check_reward(reward, multi_objective=True, algorithm="random")
+        if not _traced(reward):  # a traced reward has no value to check (under jax.jit)
+            check_reward(reward, multi_objective=True, algorithm="random")
         return state
 
     return Algorithm(init, propose, feedback, name="random", traceable=True, multi_objective=True)
+
+
+def _traced(reward: Any) -> bool:
+    jax = sys.modules.get("jax")
+    if jax is None:
+        return False
+    leaves = reward if isinstance(reward, tuple | list) else (reward,)
+    return any(isinstance(x, jax.core.Tracer) for x in leaves)

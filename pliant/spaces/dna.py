@@ -680,6 +680,10 @@ class Space:
             >>> space.make_dna([0, 1]).to_list()
             [0, None]
         """
+        if type(index) is np.ndarray and index.ndim == 1 and index.dtype.kind in "iu":
+            fast = self._make_dna_fast(index, value)
+            if fast is not None:
+                return fast
         xp = _namespace(index, value)
         index = self._index_array(index, xp)
         ftype = np.float64 if xp is np else float
@@ -699,6 +703,28 @@ class Space:
         if xp is np:
             index, value, active = _readonly(index), _readonly(value), _readonly(active)
         return DNA(self, index, value, active)
+
+    def _make_dna_fast(self, index: np.ndarray, value: Any) -> DNA | None:
+        # Host algorithms build one DNA per step; for spaces without conditions this skips the
+        # generic (numpy-or-jax, batched) path, which costs several times more.
+        if any(self._conds()) or index.shape[0] != len(self._slots):
+            return None
+        if value is not None and (type(value) is not np.ndarray or value.shape != index.shape):
+            return None
+        ones, zeros, is_float, any_float = self._cached("fast", self._fast_arrays)
+        idx = index.astype(np.int32)  # always a copy: the caller keeps its array
+        if any_float:
+            idx[is_float] = 0
+            val = zeros if value is None else _readonly(np.where(is_float, value, 0.0))
+        else:
+            val = zeros
+        return DNA(self, _readonly(idx), val, ones)
+
+    def _fast_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        n = len(self._slots)
+        ones = _readonly(np.ones(n, dtype=bool))
+        zeros = _readonly(np.zeros(n, dtype=np.float64))
+        return ones, zeros, self.is_float, bool(self.is_float.any())
 
     def stack(self, dnas: Sequence[DNA]) -> DNA:
         """Stacks DNAs of this space into a batch ``[n, ..., S]``.
