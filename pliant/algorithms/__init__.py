@@ -3,6 +3,7 @@
 See ``pliant/algorithms/README.md`` for the interface and its invariants.
 """
 
+from pliant.algorithms.adapters import AdapterState, from_optuna, from_pyglove
 from pliant.algorithms.base import (
     Algorithm,
     check_reward,
@@ -30,6 +31,7 @@ from pliant.algorithms.evolution import (
 from pliant.algorithms.random_search import RandomState, random
 
 __all__ = [
+    "AdapterState",
     "Algorithm",
     "DedupState",
     "PartitionState",
@@ -38,6 +40,8 @@ __all__ = [
     "SequenceState",
     "check_reward",
     "dedup",
+    "from_optuna",
+    "from_pyglove",
     "host_rng",
     "key_to_int",
     "keys",

@@ -313,7 +313,7 @@ class _Compiler:
             slots = [
                 self.add(
                     Slot(
-                        f"{ident}[{t}]",
+                        str(sid.child(t)),
                         "choice",
                         len(cands_v),
                         conditions=cond,

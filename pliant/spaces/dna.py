@@ -715,7 +715,10 @@ class Space:
         idx = index.astype(np.int32)  # always a copy: the caller keeps its array
         if any_float:
             idx[is_float] = 0
-            val = zeros if value is None else _readonly(np.where(is_float, value, 0.0))
+            if value is None:
+                val = zeros
+            else:
+                val = _readonly(np.where(is_float, value, 0.0).astype(np.float64, copy=False))
         else:
             val = zeros
         return DNA(self, _readonly(idx), val, ones)
@@ -1175,9 +1178,9 @@ class DNA:
         return hash((self.space.fingerprint, index.tobytes(), value.tobytes()))
 
     def __repr__(self) -> str:
-        if self.batch_shape:
-            return f"DNA(batch_shape={self.batch_shape}, space={self.space.fingerprint!r})"
         try:
+            if self.batch_shape:
+                return f"DNA(batch_shape={self.batch_shape}, space={self.space.fingerprint!r})"
             return f"DNA({self.to_dict()!r})"
         except Exception:  # tracers and invalid DNAs still need a repr
             return f"DNA(index={self.index!r}, value={self.value!r}, active={self.active!r})"

@@ -31,7 +31,7 @@ from pliant.spaces import (
 from pliant.testing.strategies import spaces
 
 SETTINGS = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much]
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.filter_too_much]
 )
 
 
@@ -84,7 +84,7 @@ def test_round_trips_preserve_every_decision(space, seed):
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(spaces(max_slots=5, kinds=("choice", "int", "manyof"), max_choices=3))
 def test_every_dna_of_a_finite_space_maps_to_a_distinct_pg_dna(space):
-    assume(space.size <= 300)
+    assume(space.size <= 100)
     spec = _convert(space)
     assume(spec is not None)
     pg_dnas = set()
