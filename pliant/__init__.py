@@ -7,6 +7,7 @@ Importing pliant is cheap: JAX, Flax and the optional extras are imported where 
 """
 
 from pliant import algorithms
+from pliant.flows import Feedback, Result, load_result, open_store, sample, search
 from pliant.spaces import (
     DNA,
     DecisionHandle,
@@ -47,8 +48,10 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "DNA",
     "DecisionHandle",
+    "Feedback",
     "KeyPath",
     "Node",
+    "Result",
     "Space",
     "SymDict",
     "SymList",
@@ -64,14 +67,18 @@ __all__ = [
     "intv",
     "iterate",
     "load",
+    "load_result",
     "manyof",
     "materialize",
     "oneof",
+    "open_store",
     "query",
     "random_dna",
     "random_sample",
     "replace",
+    "sample",
     "save",
+    "search",
     "space",
     "symbolize",
     "to_json",

@@ -94,74 +94,131 @@ def train_and_score(
     from flax import nnx
 
     model = config.model.build(rngs=nnx.Rngs(seed))
+    model.train()  # before split: the train/eval mode is part of the static graph definition
     optimizer = nnx.Optimizer(model, optax.adam(config.learning_rate), wrt=nnx.Param)
+    graphdef, state = nnx.split((model, optimizer))
 
-    @nnx.jit
-    def step(model, optimizer, x, y):
-        def loss_fn(model):
-            logits = model(x)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    def loss_fn(model: Any, x: Any, y: Any) -> Any:
+        return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
 
-        loss, grads = nnx.value_and_grad(loss_fn)(model)
-        optimizer.update(model, grads)
-        return loss
+    @jax.jit
+    def epoch(state: Any, xs: Any, ys: Any) -> Any:
+        # One compiled call per epoch: the minibatch loop runs inside lax.scan.
+        def body(state: Any, batch: Any) -> Any:
+            model, optimizer = nnx.merge(graphdef, state)
+            loss, grads = nnx.value_and_grad(loss_fn)(model, *batch)
+            optimizer.update(model, grads)
+            return nnx.state((model, optimizer)), loss
 
-    @nnx.jit
-    def predict(model, x):
-        return jnp.argmax(model(x), axis=-1)
+        return jax.lax.scan(body, state, (xs, ys))
 
     x_train, y_train = data["train"]
     rng = np.random.default_rng(seed)
     batch = config.batch_size
-    model.train()
+    steps = len(x_train) // batch
     for _ in range(epochs):
-        order = rng.permutation(len(x_train))
-        for i in range(0, len(order) - batch + 1, batch):
-            idx = order[i : i + batch]
-            step(model, optimizer, jnp.asarray(x_train[idx]), jnp.asarray(y_train[idx]))
+        order = rng.permutation(len(x_train))[: steps * batch].reshape(steps, batch)
+        state, _ = epoch(state, jnp.asarray(x_train[order]), jnp.asarray(y_train[order]))
+    nnx.update((model, optimizer), state)
     model.eval()
     out = {}
     for split in splits:
         x, y = data[split]
-        out[split] = float(np.mean(np.asarray(jax.device_get(predict(model, jnp.asarray(x)))) == y))
+        predicted = np.asarray(jnp.argmax(model(jnp.asarray(x)), axis=-1))
+        out[split] = float(np.mean(predicted == y))
     return out
+
+
+ALGORITHMS = {
+    "evolution": lambda: pl.algorithms.regularized_evolution(population_size=8, tournament_size=3),
+    "random": pl.algorithms.random,
+    "tpe": lambda: pl.algorithms.from_optuna(),
+    "pyglove": lambda: pl.algorithms.from_pyglove(_pyglove_evolution),
+}
+
+
+def _pyglove_evolution() -> Any:
+    import pyglove as pg
+
+    return pg.evolution.regularized_evolution(population_size=8, tournament_size=3)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the demo search and prints the best architecture and its test accuracy."""
+    import os
+
     parser = argparse.ArgumentParser(prog="pliant demo", description=__doc__)
-    parser.add_argument("--budget", type=int, default=12, help="number of trials")
-    parser.add_argument("--epochs", type=int, default=15, help="training epochs per trial")
+    parser.add_argument(
+        "--algorithm",
+        default="evolution",
+        choices=sorted(_available()),
+        help="search algorithm (one word swaps it)",
+    )
+    parser.add_argument("--budget", type=int, default=24, help="number of trials")
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs per trial")
+    parser.add_argument(
+        "--store",
+        default="pliant-demo/trials.db",
+        help="SQLite store; re-running with the same store resumes",
+    )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
     args = parser.parse_args(argv)
 
     space_value = search_space()
     space = pl.space(space_value)
     print(
-        f"search space: {len(space.slots)} decisions "
+        f"search space: {space.num_slots} decisions "
         f"({', '.join(s.name or s.id for s in space.slots)})"
     )
     data = load_digits_splits(args.seed)
-    best: tuple[float, Any] | None = None
-    start = time.perf_counter()
-    for trial, dna in enumerate(pl.random_dna(space, args.seed, args.budget)):
-        config = pl.materialize(space_value, dna)
+    out_dir = os.path.dirname(args.store) or "."
+    os.makedirs(out_dir, exist_ok=True)
+    study = f"{args.algorithm}-seed{args.seed}"
+
+    def evaluate(config: Any) -> dict[str, float]:
         t0 = time.perf_counter()
         acc = train_and_score(config, data, epochs=args.epochs, seed=args.seed)["val"]
-        if best is None or acc > best[0]:
-            best = (acc, config)
-        print(
-            f"trial {trial + 1:3d}/{args.budget}  val_acc={acc:.4f}  best={best[0]:.4f}  "
-            f"({time.perf_counter() - t0:4.1f} s)  {dna.to_dict()}",
-            flush=True,
-        )
-    assert best is not None
-    test = train_and_score(
-        best[1], data, epochs=args.epochs, seed=args.seed, splits=("val", "test")
+        if not args.quiet:
+            print(
+                f"  val_acc={acc:.4f} ({time.perf_counter() - t0:4.1f} s) {_short(config)}",
+                flush=True,
+            )
+        return {"accuracy": acc}
+
+    start = time.perf_counter()
+    result = pl.search(
+        space_value,
+        evaluate,
+        ALGORITHMS[args.algorithm](),
+        budget=args.budget,
+        store=args.store,
+        study=study,
+        objectives={"accuracy": "max"},
+        seed=args.seed,
+        progress=False,
     )
+    best = result.best
+    if best is None:
+        print("no trial completed; see the errors in the store")
+        return 1
+    config = result.best_value()
+    test = train_and_score(config, data, epochs=args.epochs, seed=args.seed, splits=("val", "test"))
+    history = os.path.join(out_dir, f"{study}-history.png")
+    result.plot_history(path=history)
     print(
-        f"\nbest architecture after {args.budget} trials "
-        f"({time.perf_counter() - start:.0f} s):\n{best[1]}"
+        f"\n{len(result.records)} trials of {args.algorithm} in "
+        f"{time.perf_counter() - start:.0f} s (store: {args.store}, study: {study})"
     )
+    print(f"best architecture (trial {best.id}):\n{config}")
     print(f"validation accuracy {test['val']:.4f}, test accuracy {test['test']:.4f}")
+    print(f"history plot: {history}")
     return 0
+
+
+def _short(config: Any) -> str:
+    return " ".join(str(config).split())[:110]
+
+
+def _available() -> list[str]:
+    return list(ALGORITHMS)

@@ -1,0 +1,503 @@
+"""The trial store: every proposal, trial, metric and algorithm state, in SQLite, as it happens.
+
+One file holds any number of *studies* (a name such as ``"default"`` or ``"outer/17"``). Each
+study records its space (JSON and fingerprint) and its trials; every change of a trial is one
+short transaction that also writes the algorithm's state, so the store always holds a state
+that matches its trials. The database runs in WAL mode: one process writes, any number read a
+consistent snapshot. Nothing is pickled: DNA, metrics and states are JSON.
+
+Trial statuses: ``running`` (proposed and being evaluated), ``complete`` (a reward was fed
+back), ``failed`` (the evaluation raised, timed out or returned NaN/inf; not fed back),
+``infeasible`` (skipped or violating a constraint; not fed back), ``interrupted`` (was running
+when a process died; re-run or abandoned on resume).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
+
+from pliant.spaces.dna import DNA, Space
+
+SCHEMA_VERSION = 1
+_APPLICATION_ID = 0x706C6E74  # 'plnt' in the SQLite header: tells our files from others
+
+STATUSES = ("running", "complete", "failed", "infeasible", "interrupted")
+FINISHED = ("complete", "failed", "infeasible")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS studies (
+    name TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    space TEXT NOT NULL,
+    config TEXT NOT NULL,
+    state TEXT,
+    num_proposed INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trials (
+    study TEXT NOT NULL REFERENCES studies(name),
+    id INTEGER NOT NULL,
+    dna TEXT NOT NULL,
+    decisions TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reward TEXT,
+    metrics TEXT,
+    error TEXT,
+    key TEXT NOT NULL,
+    proposed_at REAL NOT NULL,
+    finished_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    link TEXT,
+    PRIMARY KEY (study, id)
+);
+"""
+
+
+class StoreError(RuntimeError):
+    """A store that cannot be used: foreign or corrupt file, other space, schema mismatch."""
+
+
+class TrialRecord(NamedTuple):
+    """One row of the trials table, decoded."""
+
+    study: str
+    id: int
+    dna: list
+    decisions: dict
+    status: str
+    reward: Any
+    metrics: dict
+    error: str | None
+    key: int
+    proposed_at: float
+    finished_at: float | None
+    attempts: int
+    link: str | None
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+def _finite(metrics: Mapping[str, Any]) -> dict:
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            out[k] = repr(v)  # kept as text so that JSON stays valid and nothing is lost
+        else:
+            out[k] = v
+    return out
+
+
+class Store:
+    """A SQLite trial store (see the module docstring). Use :func:`open_store`.
+
+    Example:
+        >>> import os, tempfile, pliant as pl
+        >>> from pliant.flows.store import open_store
+        >>> space = pl.space({"w": pl.oneof([1, 2])})
+        >>> store = open_store(os.path.join(tempfile.mkdtemp(), "s.db"))
+        >>> store.create_study("default", space, {"algorithm": "random"})
+        >>> store.add_trial("default", 0, pl.random_dna(space, 0), key=7, state="{}")
+        >>> store.finish_trial("default", 0, "complete", reward=1.0, metrics={"reward": 1.0})
+        >>> [t.status for t in store.trials("default")]
+        ['complete']
+    """
+
+    def __init__(self, path: str, *, readonly: bool = False):
+        self.path = path
+        self.readonly = readonly
+        self._lock = threading.RLock()
+        self._conn = self._connect()
+
+    # -- opening ---------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        exists = os.path.exists(self.path)
+        if self.readonly and not exists:
+            raise FileNotFoundError(f"store {self.path!r} does not exist")
+        if exists:
+            _check_header(self.path)
+        uri = f"file:{os.path.abspath(self.path)}{'?mode=ro' if self.readonly else ''}"
+        try:
+            conn = sqlite3.connect(
+                uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA busy_timeout=30000")
+            if not self.readonly:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.DatabaseError as e:
+            raise StoreError(
+                f"{self.path!r} is not a usable pliant store ({e}); it may be corrupt or another "
+                f"kind of file. It was left untouched; pass another path"
+            ) from None
+        if tables and app_id != _APPLICATION_ID:
+            conn.close()
+            raise StoreError(
+                f"{self.path!r} is an SQLite database of another program (tables "
+                f"{sorted(tables)[:5]}); pliant will not write into it. Pass another path"
+            )
+        if not tables:
+            if self.readonly:
+                conn.close()
+                raise StoreError(f"{self.path!r} is an empty database, not a pliant store")
+            conn.execute(f"PRAGMA application_id={_APPLICATION_ID}")
+            with self._tx(conn):
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+        version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if version is None or version[0] != str(SCHEMA_VERSION):
+            conn.close()
+            raise StoreError(
+                f"{self.path!r} has store schema version {version and version[0]!r}; this pliant "
+                f"reads version {SCHEMA_VERSION}. Open it with a matching pliant version, or "
+                f"export it to JSON there"
+            )
+        return conn
+
+    class _Tx:
+        def __init__(self, conn: sqlite3.Connection):
+            self.conn = conn
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.conn.execute("BEGIN IMMEDIATE")
+            return self.conn
+
+        def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
+            self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+
+    def _tx(self, conn: sqlite3.Connection | None = None) -> Store._Tx:
+        return Store._Tx(conn or self._conn)
+
+    def close(self) -> None:
+        """Closes the connection (the file stays valid at every moment anyway)."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- studies ---------------------------------------------------------------------------
+    def studies(self) -> list[str]:
+        """Names of the studies in this store, oldest first."""
+        with self._lock:
+            rows = self._conn.execute("SELECT name FROM studies ORDER BY created, name")
+            return [r[0] for r in rows]
+
+    def study_info(self, study: str) -> dict[str, Any] | None:
+        """The study's fingerprint, space JSON, config, saved state and proposal count."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT fingerprint, space, config, state, num_proposed FROM studies WHERE name=?",
+                (study,),
+            ).fetchone()
+        if row is None:
+            return None
+        return {
+            "fingerprint": row[0],
+            "space": row[1],
+            "config": json.loads(row[2]),
+            "state": row[3],
+            "num_proposed": row[4],
+        }
+
+    def create_study(self, study: str, space: Space, config: Mapping[str, Any]) -> None:
+        """Creates a study, or checks that an existing one has the same space.
+
+        Raises:
+            StoreError: if the study exists with another space.
+        """
+        self._writable()
+        with self._lock:
+            info = self.study_info(study)
+            if info is not None:
+                if info["fingerprint"] != space.fingerprint:
+                    raise StoreError(
+                        f"study {study!r} in {self.path!r} was created with another search space "
+                        f"(fingerprint {info['fingerprint']} vs {space.fingerprint}); nothing was "
+                        f"changed. Use another study name or store path"
+                    )
+                return
+            with self._tx():
+                self._conn.execute(
+                    "INSERT INTO studies (name, fingerprint, space, config, created) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (study, space.fingerprint, space.to_json(), _dumps(dict(config)), time.time()),
+                )
+
+    def _writable(self) -> None:
+        if self.readonly:
+            raise StoreError(f"store {self.path!r} was opened read-only")
+
+    # -- trials ----------------------------------------------------------------------------
+    def add_trial(
+        self,
+        study: str,
+        trial_id: int,
+        dna: DNA,
+        *,
+        key: int,
+        state: str | None,
+        link: str | None = None,
+    ) -> None:
+        """Records a new running trial and, in the same transaction, the algorithm state."""
+        self._writable()
+        now = time.time()
+        with self._lock, self._tx() as c:
+            c.execute(
+                "INSERT INTO trials (study, id, dna, decisions, status, key, proposed_at, link) "
+                "VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
+                (
+                    study,
+                    trial_id,
+                    _dumps(dna.to_list()),
+                    _dumps(_json_decisions(dna)),
+                    str(key),
+                    now,
+                    link,
+                ),
+            )
+            c.execute(
+                "UPDATE studies SET state=?, num_proposed=num_proposed+1 WHERE name=?",
+                (state, study),
+            )
+
+    def finish_trial(
+        self,
+        study: str,
+        trial_id: int,
+        status: str,
+        *,
+        reward: Any = None,
+        metrics: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        state: str | None = None,
+    ) -> None:
+        """Records a trial's outcome and (if given) the algorithm state after its feedback."""
+        self._writable()
+        if status not in STATUSES:
+            raise ValueError(f"unknown trial status {status!r}; expected one of {STATUSES}")
+        with self._lock, self._tx() as c:
+            cur = c.execute(
+                "UPDATE trials SET status=?, reward=?, metrics=?, error=?, finished_at=? "
+                "WHERE study=? AND id=?",
+                (
+                    status,
+                    None if reward is None else _dumps(reward),
+                    _dumps(_finite(metrics or {})),
+                    error,
+                    time.time(),
+                    study,
+                    trial_id,
+                ),
+            )
+            if cur.rowcount != 1:
+                raise KeyError(f"no trial {trial_id} in study {study!r}")
+            if state is not None:
+                c.execute("UPDATE studies SET state=? WHERE name=?", (state, study))
+
+    def restart_trial(self, study: str, trial_id: int) -> None:
+        """Marks an interrupted trial as running again (one more attempt)."""
+        self._writable()
+        with self._lock, self._tx() as c:
+            c.execute(
+                "UPDATE trials SET status='running', attempts=attempts+1 WHERE study=? AND id=?",
+                (study, trial_id),
+            )
+
+    def mark_interrupted(self, study: str) -> list[int]:
+        """Marks the study's running trials as interrupted (their process died); returns ids."""
+        self._writable()
+        with self._lock, self._tx() as c:
+            ids = [
+                r[0]
+                for r in c.execute(
+                    "SELECT id FROM trials WHERE study=? AND status='running' ORDER BY id", (study,)
+                )
+            ]
+            c.execute(
+                "UPDATE trials SET status='interrupted' WHERE study=? AND status='running'",
+                (study,),
+            )
+        return ids
+
+    def trials(self, study: str | None = None) -> list[TrialRecord]:
+        """All trials of a study (or of every study), by id, as one consistent snapshot."""
+        sql = (
+            "SELECT study, id, dna, decisions, status, reward, metrics, error, key, "
+            "proposed_at, finished_at, attempts, link FROM trials"
+        )
+        args: tuple = ()
+        if study is not None:
+            sql += " WHERE study=?"
+            args = (study,)
+        sql += " ORDER BY study, id"
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        return [_record(r) for r in rows]
+
+    def iter_trials(self, study: str) -> Iterator[TrialRecord]:
+        """Like :meth:`trials`, lazily."""
+        yield from self.trials(study)
+
+    # -- export / import -------------------------------------------------------------------
+    def export_json(self) -> str:
+        """The whole store (studies and trials) as one JSON document."""
+        doc = {"pliant_store": SCHEMA_VERSION, "studies": []}
+        for name in self.studies():
+            info = self.study_info(name)
+            assert info is not None
+            doc["studies"].append(
+                {
+                    "name": name,
+                    "fingerprint": info["fingerprint"],
+                    "space": info["space"],
+                    "config": info["config"],
+                    "state": info["state"],
+                    "num_proposed": info["num_proposed"],
+                    "trials": [t._asdict() for t in self.trials(name)],
+                }
+            )
+        return json.dumps(doc, allow_nan=False)
+
+    def import_json(self, text: str) -> None:
+        """Adds the studies of an exported document (a study that exists already is an error).
+
+        Raises:
+            ValueError: for a malformed document (nothing is written then).
+            StoreError: if a study of that name exists.
+        """
+        self._writable()
+        try:
+            doc = json.loads(text)
+            if doc.get("pliant_store") != SCHEMA_VERSION:
+                raise ValueError(f"unsupported export version {doc.get('pliant_store')!r}")
+            studies = doc["studies"]
+            rows = []
+            for s in studies:
+                space = Space.from_json(s["space"])
+                if space.fingerprint != s["fingerprint"]:
+                    raise ValueError(f"study {s['name']!r}: fingerprint does not match its space")
+                for t in s["trials"]:
+                    dna = space.from_list(t["dna"])
+                    space.validate(dna)
+                    if t["status"] not in STATUSES:
+                        raise ValueError(f"trial {t['id']}: unknown status {t['status']!r}")
+                    rows.append(
+                        (
+                            s["name"],
+                            int(t["id"]),
+                            _dumps(t["dna"]),
+                            _dumps(t["decisions"]),
+                            t["status"],
+                            None if t["reward"] is None else _dumps(t["reward"]),
+                            _dumps(t["metrics"]),
+                            t["error"],
+                            str(int(t["key"])),
+                            float(t["proposed_at"]),
+                            t["finished_at"],
+                            int(t["attempts"]),
+                            t["link"],
+                        )
+                    )
+        except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as e:
+            raise ValueError(f"import_json(): malformed store export: {e!r}") from None
+        with self._lock:
+            existing = set(self.studies())
+            clash = [s["name"] for s in studies if s["name"] in existing]
+            if clash:
+                raise StoreError(f"import_json(): studies {clash} already exist in {self.path!r}")
+            with self._tx() as c:
+                for s in studies:
+                    c.execute(
+                        "INSERT INTO studies (name, fingerprint, space, config, state, "
+                        "num_proposed, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            s["name"],
+                            s["fingerprint"],
+                            s["space"],
+                            _dumps(s["config"]),
+                            s["state"],
+                            int(s["num_proposed"]),
+                            time.time(),
+                        ),
+                    )
+                c.executemany("INSERT INTO trials VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+
+
+def _json_decisions(dna: DNA) -> dict:
+    out = {}
+    for k, v in dna.to_dict().items():
+        out[k] = v if isinstance(v, str | int | float | bool | type(None)) else repr(v)
+    return out
+
+
+def _record(r: tuple) -> TrialRecord:
+    return TrialRecord(
+        r[0],
+        r[1],
+        json.loads(r[2]),
+        json.loads(r[3]),
+        r[4],
+        None if r[5] is None else _tuple_reward(json.loads(r[5])),
+        json.loads(r[6]) if r[6] else {},
+        r[7],
+        int(r[8]),
+        r[9],
+        r[10],
+        r[11],
+        r[12],
+    )
+
+
+def _tuple_reward(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
+def _check_header(path: str) -> None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(100)
+    except OSError as e:
+        raise StoreError(f"cannot read store {path!r}: {e}") from None
+    if len(head) == 0:
+        return  # an empty file: SQLite initializes it
+    if not head.startswith(b"SQLite format 3\x00"):
+        raise StoreError(
+            f"{path!r} is not an SQLite database (it starts with {head[:16]!r}); pliant will "
+            f"not overwrite it. Pass another path"
+        )
+
+
+def open_store(path: str, *, readonly: bool = False) -> Store:
+    """Opens (creating if needed) a trial store file.
+
+    Raises:
+        StoreError: for a foreign or corrupt file, or a schema version this pliant cannot read;
+            the file is never modified then.
+        FileNotFoundError: for a read-only open of a missing file.
+
+    Example:
+        >>> import os, tempfile
+        >>> store = open_store(os.path.join(tempfile.mkdtemp(), "trials.db"))
+        >>> store.studies()
+        []
+    """
+    return Store(os.fspath(path), readonly=readonly)
