@@ -28,24 +28,41 @@ from pliant.algorithms.evolution import (
     mutate_one,
     regularized_evolution,
 )
+from pliant.algorithms.grid_search import GridExhausted, GridState, grid
+from pliant.algorithms.nsga import (
+    NSGA2State,
+    crowding_distance,
+    non_dominated_sort,
+    nsga2,
+    pareto_front,
+    uniform_crossover,
+)
 from pliant.algorithms.random_search import RandomState, random
 
 __all__ = [
     "AdapterState",
     "Algorithm",
     "DedupState",
+    "GridExhausted",
+    "GridState",
+    "NSGA2State",
     "PartitionState",
     "RandomState",
     "RegularizedEvolutionState",
     "SequenceState",
     "check_reward",
+    "crowding_distance",
     "dedup",
     "from_optuna",
     "from_pyglove",
+    "grid",
     "host_rng",
     "key_to_int",
     "keys",
     "mutate_one",
+    "non_dominated_sort",
+    "nsga2",
+    "pareto_front",
     "partition",
     "propose_many",
     "random",
@@ -54,4 +71,5 @@ __all__ = [
     "state_from_json",
     "state_to_json",
     "step_key",
+    "uniform_crossover",
 ]

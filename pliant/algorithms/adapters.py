@@ -173,7 +173,7 @@ class _OptunaLayout(NamedTuple):
 
 
 def _optuna_layout(space: Space) -> _OptunaLayout:
-    params = []
+    params: list[tuple[str, str, tuple[int, ...], Any]] = []
     done: set[int] = set()
     for i, slot in enumerate(space.slots):
         if i in done:
@@ -314,7 +314,7 @@ def from_optuna(sampler: Any | Callable[[int], Any] | None = None) -> Algorithm:
         return space.make_dna(index, value), state
 
     def feedback(state: AdapterState, dna: DNA, reward: Reward) -> AdapterState:
-        r = check_reward(reward, multi_objective=False, algorithm=name)
+        r = float(check_reward(reward, multi_objective=False, algorithm=name))  # type: ignore[arg-type]
         if dna.space is not state.space and dna.space != state.space:
             raise ValueError(f"{name}: feedback for a DNA of another space")
         live = live_for(state)

@@ -218,14 +218,16 @@ def _split(space: Space, selectors: Sequence[Selector]) -> _Split:
             conditions = tuple((where[p], c) for p, c in slot.conditions if p in where)
             if slot.conditions and not conditions:
                 conditions = ()  # conditioned only on another part: always decided here
-            group = -1
+            group_index = -1
             if slot.group >= 0:
                 if slot.group not in group_of:
-                    g = space.groups[slot.group]
+                    old = space.groups[slot.group]
                     group_of[slot.group] = len(groups)
-                    groups.append(Group(tuple(where[s] for s in g.slots), g.distinct, g.sorted))
-                group = group_of[slot.group]
-            slots.append(slot._replace(conditions=conditions, group=group))
+                    groups.append(
+                        Group(tuple(where[s] for s in old.slots), old.distinct, old.sorted)
+                    )
+                group_index = group_of[slot.group]
+            slots.append(slot._replace(conditions=conditions, group=group_index))
         members.append(np.asarray(mine, dtype=np.intp))
         spaces.append(Space(tuple(slots), tuple(groups)))
     return _Split(tuple(members), tuple(spaces))

@@ -36,6 +36,7 @@ class RegularizedEvolutionState(NamedTuple):
 
 
 class _Structure(NamedTuple):
+    unconditioned: Space  # the same slots without conditions: every slot gets a valid draw
     mutable: np.ndarray  # slots with more than one possible value
     descendants: tuple[np.ndarray, ...]  # per slot, the slots conditioned on it (transitively)
     group_slots: tuple[np.ndarray, ...]  # per group, its slots
@@ -63,7 +64,8 @@ def _structure(space: Space) -> _Structure:
     for g, group_slots in zip(space.groups, groups):
         if g.distinct and g.sorted and len(g.slots) == space.slots[g.slots[0]].num_choices:
             mutable[group_slots] = False  # all candidates picked, in order: nothing can move
-    return _Structure(mutable, tuple(descendants), groups)
+    free = Space([s._replace(conditions=()) for s in space.slots], space.groups)
+    return _Structure(free, mutable, tuple(descendants), groups)
 
 
 def mutate_one(space: Space, dna: DNA, rng: np.random.Generator) -> DNA:
@@ -115,7 +117,9 @@ def mutate_one(space: Space, dna: DNA, rng: np.random.Generator) -> DNA:
             redraw.extend(info.descendants[int(t)] for t in g_slots)
     sub = np.concatenate(redraw) if len(redraw) > 1 else redraw[0]
     if sub.size:
-        fresh = random_dna(space, rng)
+        # Drawn without conditions, so that a decision the mutation switches on gets a valid
+        # value (a conditioned draw would leave it at the inactive placeholder 0).
+        fresh = random_dna(info.unconditioned, rng)
         index[sub] = fresh.index[sub]
         value[sub] = fresh.value[sub]
     return space.make_dna(index, value)

@@ -47,17 +47,29 @@ class Feedback:
     def __call__(self, reward: Any = None, *, metrics: Mapping[str, Any] | None = None) -> str:
         """Records the outcome; returns the status (complete, infeasible or failed).
 
-        A NaN or infinite reward, or metrics without the objective, record a failed trial.
+        A NaN or infinite reward, or metrics without the objective, record a failed trial. With
+        several objectives, ``reward`` is a tuple with one value per objective, in order.
 
         Raises:
             RuntimeError: if this trial already has an outcome.
             TypeError: if both or neither of reward and metrics are given.
+            ValueError: for a tuple reward whose length is not the number of objectives.
         """
         self._once()
         if (reward is None) == (metrics is None):
             raise TypeError("feedback() takes a reward or metrics=..., exactly one of them")
         if metrics is None:
-            metrics = {self._engine.objectives[0].metric: reward}
+            names = [o.metric for o in self._engine.objectives]
+            if isinstance(reward, tuple | list):
+                if len(reward) != len(names):
+                    raise ValueError(
+                        f"feedback() got {len(reward)} reward values {tuple(reward)!r} for "
+                        f"{len(names)} objective(s) {names}; give one value per objective, and "
+                        f"name them with pl.sample(..., objectives=[...])"
+                    )
+                metrics = dict(zip(names, reward))
+            else:
+                metrics = {names[0]: reward}
         self.status = self._engine.complete(self._trial, dict(metrics))
         self._loop.pending.discard(self.id)
         return self.status

@@ -213,7 +213,10 @@ def _run_parallel(
     workers: int,
     timeout: float | None,
 ) -> None:
-    pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pliant-trial")
+    def new_pool() -> cf.ThreadPoolExecutor:
+        return cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pliant-trial")
+
+    pool = new_pool()
     running: dict[cf.Future, tuple[Trial, float]] = {}
     try:
         while True:
@@ -236,17 +239,24 @@ def _run_parallel(
                 kind, value = future.result()
                 record(trial, kind, value, now - start)
             if timeout is not None:
+                abandoned = False
                 for future, (trial, start) in list(live.items()):
                     if future in done or now - start < timeout:
                         continue
                     # The thread cannot be stopped: record the trial as failed and let the thread
                     # finish on its own, ignoring its result.
                     running.pop(future)
+                    abandoned = True
                     record(
                         trial,
                         "error",
                         f"TimeoutError: the trial took longer than {timeout:g} s",
                         now - start,
                     )
+                if abandoned:
+                    # The abandoned thread still holds a worker of this pool: later trials would
+                    # queue behind it and time out without having run. They get a fresh pool.
+                    pool.shutdown(wait=False)
+                    pool = new_pool()
     finally:
         pool.shutdown(wait=False, cancel_futures=True)

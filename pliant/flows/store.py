@@ -83,18 +83,30 @@ class TrialRecord(NamedTuple):
     link: str | None
 
 
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))  # one, not one per call
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 def _finite(metrics: Mapping[str, Any]) -> dict:
-    out = {}
-    for k, v in metrics.items():
-        if isinstance(v, float) and not math.isfinite(v):
-            out[k] = repr(v)  # kept as text so that JSON stays valid and nothing is lost
-        else:
-            out[k] = v
-    return out
+    return {str(k): _jsonable(v) for k, v in metrics.items()}
+
+
+def _jsonable(v: Any) -> Any:
+    """A metric as JSON: NumPy/JAX scalars as numbers, NaN/inf and other objects as text."""
+    if v is None or isinstance(v, bool | int | str):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else repr(v)  # text keeps the JSON valid, loses nothing
+    if hasattr(v, "shape") and hasattr(v, "tolist"):  # NumPy / JAX scalars and arrays
+        return _jsonable(v.tolist())
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, Mapping):
+        return _finite(v)
+    return repr(v)
 
 
 class Store:
@@ -126,17 +138,19 @@ class Store:
         if exists:
             _check_header(self.path)
         uri = f"file:{os.path.abspath(self.path)}{'?mode=ro' if self.readonly else ''}"
+        conn = None
         try:
             conn = sqlite3.connect(
                 uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False
             )
             conn.execute("PRAGMA busy_timeout=30000")
-            if not self.readonly:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
+            # Only reads until the file is known to be ours: switching a foreign database to WAL
+            # (or setting our application id) would already modify it.
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         except sqlite3.DatabaseError as e:
+            if conn is not None:
+                conn.close()
             raise StoreError(
                 f"{self.path!r} is not a usable pliant store ({e}); it may be corrupt or another "
                 f"kind of file. It was left untouched; pass another path"
@@ -152,6 +166,7 @@ class Store:
                 conn.close()
                 raise StoreError(f"{self.path!r} is an empty database, not a pliant store")
             conn.execute(f"PRAGMA application_id={_APPLICATION_ID}")
+            conn.execute("PRAGMA journal_mode=WAL")
             with self._tx(conn):
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
@@ -167,6 +182,9 @@ class Store:
                 f"reads version {SCHEMA_VERSION}. Open it with a matching pliant version, or "
                 f"export it to JSON there"
             )
+        if not self.readonly:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
     class _Tx:
@@ -256,10 +274,15 @@ class Store:
         key: int,
         state: str | None,
         link: str | None = None,
+        decoded: tuple[list, dict] | None = None,
     ) -> None:
-        """Records a new running trial and, in the same transaction, the algorithm state."""
+        """Records a new running trial and, in the same transaction, the algorithm state.
+
+        ``decoded`` is ``(dna.to_list(), dna.to_dict())`` when the caller has them already.
+        """
         self._writable()
         now = time.time()
+        dna_list, decisions = decoded if decoded is not None else (dna.to_list(), dna.to_dict())
         with self._lock, self._tx() as c:
             c.execute(
                 "INSERT INTO trials (study, id, dna, decisions, status, key, proposed_at, link) "
@@ -267,8 +290,8 @@ class Store:
                 (
                     study,
                     trial_id,
-                    _dumps(dna.to_list()),
-                    _dumps(_json_decisions(dna)),
+                    _dumps(dna_list),
+                    _dumps(_json_decisions(decisions)),
                     str(key),
                     now,
                     link,
@@ -360,11 +383,12 @@ class Store:
     # -- export / import -------------------------------------------------------------------
     def export_json(self) -> str:
         """The whole store (studies and trials) as one JSON document."""
-        doc = {"pliant_store": SCHEMA_VERSION, "studies": []}
+        studies: list[dict[str, Any]] = []
+        doc = {"pliant_store": SCHEMA_VERSION, "studies": studies}
         for name in self.studies():
             info = self.study_info(name)
             assert info is not None
-            doc["studies"].append(
+            studies.append(
                 {
                     "name": name,
                     "fingerprint": info["fingerprint"],
@@ -442,9 +466,9 @@ class Store:
                 c.executemany("INSERT INTO trials VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
 
-def _json_decisions(dna: DNA) -> dict:
+def _json_decisions(decisions: Mapping[str, Any]) -> dict:
     out = {}
-    for k, v in dna.to_dict().items():
+    for k, v in decisions.items():
         out[k] = v if isinstance(v, str | int | float | bool | type(None)) else repr(v)
     return out
 

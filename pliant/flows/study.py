@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from pliant.algorithms.base import Algorithm, state_from_json, state_to_json, step_key
-from pliant.flows.store import Store, StoreError, TrialRecord, open_store
+from pliant.flows.store import FINISHED, Store, StoreError, TrialRecord, open_store
 from pliant.spaces.compiler import compile_space, materialize
 from pliant.spaces.dna import DNA, Space
 from pliant.spaces.tracing import Traced
@@ -103,15 +103,15 @@ def parse_constraints(constraints: Any) -> tuple[tuple[str, Constraint], ...]:
             )
         op, bound = spec
         compare = ops[op]
-        out.append(
-            (
-                f"{metric} {op} {bound}",
-                lambda m, metric=metric, bound=bound, compare=compare: (
-                    metric in m and compare(m[metric], bound)
-                ),
-            )
-        )
+        out.append((f"{metric} {op} {bound}", _threshold(metric, compare, bound)))
     return tuple(out)
+
+
+def _threshold(metric: str, compare: Callable[[Any, Any], bool], bound: Any) -> Constraint:
+    def check(metrics: Metrics) -> bool:
+        return metric in metrics and compare(metrics[metric], bound)
+
+    return check
 
 
 class Trial(NamedTuple):
@@ -183,6 +183,8 @@ class StudyEngine:
         self.num_proposed = 0
         self.interrupted: list[int] = []
         self._dnas: dict[int, DNA] = {}
+        self._unread: dict[int, DNA] = {}  # in memory: DNA not yet decoded into its record
+        self._num_finished = 0
         self.link = link
         if self.store is not None:
             self._open_study()
@@ -221,6 +223,7 @@ class StudyEngine:
         self.interrupted = self.store.mark_interrupted(self.study)
         for record in self.store.trials(self.study):
             self._records[record.id] = record
+            self._num_finished += record.status in FINISHED
 
     def _state_json(self) -> str | None:
         return None if self.store is None else state_to_json(self.state)
@@ -236,18 +239,29 @@ class StudyEngine:
             key = step_key(self.seed, trial_id)
             dna, self.state = self.algorithm.propose(self.state, key)
             self.num_proposed += 1
-            if self.store is not None:
+            if self.store is None:
+                # Decoding the DNA costs as much as proposing it: in memory, it waits for a read.
+                record = _running_record(self.study, trial_id, None, None, key)
+                self._unread[trial_id] = dna
+            else:
+                record = _running_record(self.study, trial_id, dna.to_list(), dna.to_dict(), key)
                 self.store.add_trial(
-                    self.study, trial_id, dna, key=key, state=self._state_json(), link=self.link
+                    self.study,
+                    trial_id,
+                    dna,
+                    key=key,
+                    state=self._state_json(),
+                    link=self.link,
+                    decoded=(record.dna, record.decisions),
                 )
             self._dnas[trial_id] = dna
-            self._records[trial_id] = _running_record(self.study, trial_id, dna, key)
+            self._records[trial_id] = record
         return Trial(trial_id, dna, self.example_of(dna), 1)
 
     def rerun(self, trial_id: int) -> Trial:
         """Re-opens an interrupted trial with the same DNA."""
         with self.lock:
-            record = self._records[trial_id]
+            record = self.record(trial_id)
             dna = self.space.from_list(record.dna)
             if self.store is not None:
                 self.store.restart_trial(self.study, trial_id)
@@ -343,6 +357,8 @@ class StudyEngine:
                 state=state,
             )
         record = self._records[trial_id]
+        if record.status not in FINISHED:
+            self._num_finished += 1
         self._records[trial_id] = record._replace(
             status=status,
             reward=reward,
@@ -356,26 +372,31 @@ class StudyEngine:
     def records(self) -> list[TrialRecord]:
         """The study's trials so far, by id."""
         with self.lock:
-            return [self._records[i] for i in sorted(self._records)]
+            return [self.record(i) for i in sorted(self._records)]
 
     def record(self, trial_id: int) -> TrialRecord:
         """One trial's record."""
         with self.lock:
-            return self._records[trial_id]
+            record = self._records[trial_id]
+            dna = self._unread.pop(trial_id, None)
+            if dna is not None:
+                record = record._replace(dna=dna.to_list(), decisions=dna.to_dict())
+                self._records[trial_id] = record
+            return record
 
     def num_finished(self) -> int:
+        """How many trials are complete, failed or infeasible."""
         with self.lock:
-            return sum(
-                r.status in ("complete", "failed", "infeasible") for r in self._records.values()
-            )
+            return self._num_finished
 
 
-def _running_record(study: str, trial_id: int, dna: DNA, key: int) -> TrialRecord:
-    decisions = dna.to_dict()
+def _running_record(
+    study: str, trial_id: int, dna_list: Any, decisions: Any, key: int
+) -> TrialRecord:
     return TrialRecord(
         study,
         trial_id,
-        dna.to_list(),
+        dna_list,
         decisions,
         "running",
         None,
