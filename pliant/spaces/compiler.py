@@ -55,7 +55,8 @@ class _NodePlan:
         self.spec, self.cls, self.items = node.spec, type(node), items
 
     def materialize(self, idx: list, val: list) -> Any:
-        return make_node(self.spec, {k: p.materialize(idx, val) for k, p in self.items}, self.cls)
+        args = {k: p.materialize(idx, val) for k, p in self.items}
+        return make_node(self.spec, args, self.cls, concrete=True)  # placeholders are gone
 
     def encode(self, x: Any, idx: list, val: list, where: KeyPath) -> None:
         if not isinstance(x, Node) or x.fn is not self.spec.fn:

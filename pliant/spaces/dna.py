@@ -96,6 +96,9 @@ class Group(NamedTuple):
 # ----------------------------------------------------------------------------- construction
 
 
+_PLAIN_LITERALS = frozenset({str, int, bool, type(None)})
+
+
 def _literal_type(x: Any) -> str:
     if x is None:
         return "none"
@@ -163,7 +166,12 @@ def _normalize_slot(i: int, s: Any) -> Slot:
         raw = tuple(s.literals) if len(s.literals) else tuple(range(n))
         if len(raw) != n:
             raise ValueError(f"{where}: expected {n} literals (one per candidate), got {len(raw)}.")
-        literals = tuple(_normalize_literal(x, f"{where}.literals[{j}]") for j, x in enumerate(raw))
+        if all(type(x) in _PLAIN_LITERALS for x in raw):
+            literals = raw  # already normal (the common case: compiled spaces)
+        else:
+            literals = tuple(
+                _normalize_literal(x, f"{where}.literals[{j}]") for j, x in enumerate(raw)
+            )
     else:
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise ValueError(f"{where}: bounds must be finite, got lo={lo!r}, hi={hi!r}.")

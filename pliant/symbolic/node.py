@@ -441,13 +441,19 @@ def _is_concrete(value: Any) -> bool:
     return True
 
 
-def make_node(spec: CallableSpec, args: dict[str, Any], cls: type[Node] = Node) -> Node:
-    """Creates a node from already frozen, already checked arguments (no validation)."""
+def make_node(
+    spec: CallableSpec, args: dict[str, Any], cls: type[Node] = Node, concrete: bool | None = None
+) -> Node:
+    """Creates a node from already frozen, already checked arguments (no validation).
+
+    ``concrete=True`` records that no placeholder is inside (callers that know it, such as
+    materialize, save ``build`` a walk over the tree).
+    """
     node = cls.__new__(cls)
     object.__setattr__(node, "_spec", spec)
     object.__setattr__(node, "_args", args)
     object.__setattr__(node, "_hash", None)
-    object.__setattr__(node, "_concrete", None)
+    object.__setattr__(node, "_concrete", concrete)
     return node
 
 
