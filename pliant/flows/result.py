@@ -236,7 +236,9 @@ def _pyplot() -> Any:
     return plt
 
 
-def load_result(store: str | Store, study: str = "default", *, space_value: Any = None) -> Result:
+def load_result(
+    store: str | os.PathLike[str] | Store, study: str = "default", *, space_value: Any = None
+) -> Result:
     """Reads a study's trials from a store, as a consistent snapshot (safe during a search).
 
     Raises:
@@ -250,8 +252,8 @@ def load_result(store: str | Store, study: str = "default", *, space_value: Any 
         >>> len(pl.load_result(path).records)
         3
     """
-    owned = isinstance(store, str)
-    s = open_store(store, readonly=True) if isinstance(store, str) else store
+    owned = isinstance(store, str | os.PathLike)
+    s = store if isinstance(store, Store) else open_store(store, readonly=True)
     try:
         info = s.study_info(study)
         if info is None:

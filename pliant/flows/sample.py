@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -109,7 +110,7 @@ def sample(
     num_examples: int | None = None,
     *,
     seed: int = 0,
-    store: str | Store | None = None,
+    store: str | os.PathLike[str] | Store | None = None,
     study: str = "default",
     objectives: Any = None,
     max_pending: int = 1,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import os
 import sys
 import time
 import traceback
@@ -78,7 +79,7 @@ def search(
     algorithm: Algorithm | None = None,
     budget: int = 100,
     *,
-    store: str | Store | None = None,
+    store: str | os.PathLike[str] | Store | None = None,
     study: str = "default",
     objectives: Any = None,
     constraints: Any = None,

@@ -346,13 +346,19 @@ class Store:
             )
 
     def mark_interrupted(self, study: str) -> list[int]:
-        """Marks the study's running trials as interrupted (their process died); returns ids."""
+        """Marks the study's running trials as interrupted (their process died).
+
+        Returns the ids of every interrupted trial, also those marked by an earlier resume that
+        stopped before re-running them.
+        """
         self._writable()
         with self._lock, self._tx() as c:
             ids = [
                 r[0]
                 for r in c.execute(
-                    "SELECT id FROM trials WHERE study=? AND status='running' ORDER BY id", (study,)
+                    "SELECT id FROM trials WHERE study=? AND status IN ('running', 'interrupted') "
+                    "ORDER BY id",
+                    (study,),
                 )
             ]
             c.execute(
@@ -510,7 +516,7 @@ def _check_header(path: str) -> None:
         )
 
 
-def open_store(path: str, *, readonly: bool = False) -> Store:
+def open_store(path: str | os.PathLike[str], *, readonly: bool = False) -> Store:
     """Opens (creating if needed) a trial store file.
 
     Raises:

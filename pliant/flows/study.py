@@ -10,6 +10,7 @@ trials that were in flight when the process died, and continues where it stopped
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -148,7 +149,7 @@ class StudyEngine:
         algorithm: Algorithm,
         *,
         seed: int = 0,
-        store: str | Store | None = None,
+        store: str | os.PathLike[str] | Store | None = None,
         study: str = "default",
         objectives: Any = None,
         constraints: Any = None,
@@ -177,7 +178,9 @@ class StudyEngine:
                 f"pl.algorithms.nsga2(); {algorithm.name} optimizes one objective"
             )
         self.lock = threading.RLock()
-        self.store: Store | None = open_store(store) if isinstance(store, str) else store
+        self.store: Store | None = (
+            open_store(store) if isinstance(store, str | os.PathLike) else store
+        )
         self._records: dict[int, TrialRecord] = {}
         self.state = algorithm.init(self.space, step_key(self.seed, 1 << 62))
         self.num_proposed = 0
