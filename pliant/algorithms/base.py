@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import math
 import threading
@@ -153,11 +154,22 @@ def key_to_int(key: Key) -> int:
 def step_key(seed: int, step: int) -> int:
     """A host key for step ``step`` of a run seeded with ``seed`` (distinct per pair).
 
+    ``seed`` may itself be a key (e.g. from :func:`keys`, 128 bits): keys derived from it stay
+    distinct per seed.
+
     Example:
         >>> step_key(0, 1) != step_key(1, 0)
         True
+        >>> step_key(step_key(0, 5), 1) != step_key(step_key(1, 5), 1)
+        True
     """
-    return ((int(seed) & ((1 << 64) - 1)) << 64) | (int(step) & ((1 << 64) - 1))
+    seed = int(seed)
+    if seed >> 64 > 0:
+        # A key derived from another key: its high bits hold the run's seed, so hash all of
+        # it into 64 bits rather than dropping them (which made every seed's sub-keys equal).
+        data = seed.to_bytes((seed.bit_length() + 7) // 8, "little")
+        seed = int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+    return ((seed & ((1 << 64) - 1)) << 64) | (int(step) & ((1 << 64) - 1))
 
 
 def keys(seed: int) -> Iterator[int]:
@@ -376,6 +388,14 @@ def _decode(doc: Any, like: Any, where: str) -> Any:
             a = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
         except (KeyError, TypeError, ValueError) as e:
             raise fail(f"malformed array ({e})") from None
+        t = tuple(np.shape(like))
+        # An empty template is a buffer that grows (a history): any shape of that rank restores.
+        growing = len(t) == a.ndim and 0 in t
+        if a.shape != t and not growing:
+            raise fail(
+                f"an array of shape {a.shape} where this algorithm keeps {t}: the "
+                f"state was saved with other settings (e.g. another population size)"
+            )
         if not isinstance(like, np.ndarray):
             import jax.numpy as jnp
 

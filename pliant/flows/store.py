@@ -284,19 +284,26 @@ class Store:
         now = time.time()
         dna_list, decisions = decoded if decoded is not None else (dna.to_list(), dna.to_dict())
         with self._lock, self._tx() as c:
-            c.execute(
-                "INSERT INTO trials (study, id, dna, decisions, status, key, proposed_at, link) "
-                "VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
-                (
-                    study,
-                    trial_id,
-                    _dumps(dna_list),
-                    _dumps(_json_decisions(decisions)),
-                    str(key),
-                    now,
-                    link,
-                ),
-            )
+            try:
+                c.execute(
+                    "INSERT INTO trials (study, id, dna, decisions, status, key, proposed_at, "
+                    "link) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
+                    (
+                        study,
+                        trial_id,
+                        _dumps(dna_list),
+                        _dumps(_json_decisions(decisions)),
+                        str(key),
+                        now,
+                        link,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise StoreError(
+                    f"trial {trial_id} of study {study!r} already exists in {self.path!r}: "
+                    f"another process is searching the same study. One process writes a study "
+                    f"at a time; give each process its own study name"
+                ) from None
             c.execute(
                 "UPDATE studies SET state=?, num_proposed=num_proposed+1 WHERE name=?",
                 (state, study),

@@ -349,3 +349,18 @@ def test_import_of_something_else_is_refused(tmp_path, text):
     with pytest.raises(ValueError, match=r"import_json\(\): malformed|unsupported export"):
         dst.import_json(text)
     assert dst.studies() == []
+
+
+def test_two_writers_of_one_study_get_a_clear_error(tmp_path):
+    import pliant as pl
+    from pliant.flows.store import StoreError, open_store
+
+    path = str(tmp_path / "two.db")
+    space = pl.space({"w": pl.oneof([1, 2])})
+    first, second = open_store(path), open_store(path)
+    for store in (first, second):
+        store.create_study("s", space, {"algorithm": "random"})
+    first.add_trial("s", 0, pl.random_dna(space, 0), key=0, state=None)
+    with pytest.raises(StoreError, match="another process is searching the same study"):
+        second.add_trial("s", 0, pl.random_dna(space, 1), key=1, state=None)
+    assert [t.dna for t in first.trials("s")] == [pl.random_dna(space, 0).to_list()]
