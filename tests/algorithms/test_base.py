@@ -26,7 +26,7 @@ def test_jax_keys_and_ints_give_host_generators():
     jax = pytest.importorskip("jax")
     assert base.key_to_int(jax.random.key(3)) == base.key_to_int(jax.random.PRNGKey(3))
     assert base.host_rng(jax.random.key(3)).random() == base.host_rng(jax.random.key(3)).random()
-    with pytest.raises(TypeError, match="expected an int or a jax.random key"):
+    with pytest.raises(TypeError, match=r"expected an int or a jax\.random key"):
         base.key_to_int("seed")
 
 
