@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from pliant.algorithms.base import Algorithm, Key, Reward, check_reward, key_to_int
+from pliant.algorithms.base import Algorithm, Key, Reward, check_reward, host_rng, key_to_int
 from pliant.spaces.dna import DNA, Space
 
 
@@ -284,7 +284,7 @@ def from_optuna(sampler: Any | Callable[[int], Any] | None = None) -> Algorithm:
     def propose(state: AdapterState, key: Key) -> tuple[DNA, AdapterState]:
         live = live_for(state)
         study, layout = live.obj, live.extra
-        study.sampler = factory(key_to_int(key) % (2**32))
+        study.sampler = factory(int(host_rng(key).integers(2**32)))  # all bits of the key
         trial = study.ask()
         space = state.space
         index = np.zeros(space.num_slots, np.int32)
