@@ -96,3 +96,18 @@ def test_adapter_errors():
     huge = pl.space(pl.manyof(6, list(range(30))))
     with pytest.raises(ValueError, match="more than Optuna can hold"):
         A.from_optuna().init(huge, 0)
+
+
+def test_optuna_proposals_depend_on_the_seed():
+    space = pl.space([pl.oneof(range(10)) for _ in range(4)])
+    algo = A.from_optuna()
+    runs = []
+    for seed in (0, 1):
+        state = algo.init(space, seed)
+        dnas = []
+        for step in range(3):
+            dna, state = algo.propose(state, A.step_key(seed, step))
+            state = algo.feedback(state, dna, 1.0)
+            dnas.append(dna.to_list())
+        runs.append(dnas)
+    assert runs[0] != runs[1]
