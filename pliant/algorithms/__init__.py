@@ -38,6 +38,15 @@ from pliant.algorithms.nsga import (
     uniform_crossover,
 )
 from pliant.algorithms.random_search import RandomState, random
+from pliant.algorithms.reinforce import (
+    ReinforceParams,
+    ReinforceState,
+    log_prob,
+    most_likely,
+    probabilities,
+    reinforce,
+)
+from pliant.algorithms.rejection import RejectionState, most_likely_feasible, rejection_sampling
 
 __all__ = [
     "AdapterState",
@@ -49,6 +58,9 @@ __all__ = [
     "PartitionState",
     "RandomState",
     "RegularizedEvolutionState",
+    "ReinforceParams",
+    "ReinforceState",
+    "RejectionState",
     "SequenceState",
     "check_reward",
     "crowding_distance",
@@ -59,14 +71,20 @@ __all__ = [
     "host_rng",
     "key_to_int",
     "keys",
+    "log_prob",
+    "most_likely",
+    "most_likely_feasible",
     "mutate_one",
     "non_dominated_sort",
     "nsga2",
     "pareto_front",
     "partition",
+    "probabilities",
     "propose_many",
     "random",
     "regularized_evolution",
+    "reinforce",
+    "rejection_sampling",
     "sequence",
     "state_from_json",
     "state_to_json",
