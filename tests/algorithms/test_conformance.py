@@ -25,10 +25,21 @@ class Spec(NamedTuple):
     learns: bool = True  # must beat random search on the toy problem
     checks_space: bool = False  # feedback rejects a DNA of another space with ValueError
     finite_only: bool = False  # needs a space without float slots (grid)
+    slow: bool = False  # too slow for the default run (pytest -m slow runs it)
+    slow_learning: bool = False  # only the 300-evaluation learning check is too slow
+    spaces: tuple[str, ...] | None = None  # restrict to these standard spaces
 
 
 def _evolution() -> Algorithm:
     return A.regularized_evolution(population_size=8, tournament_size=3)
+
+
+def _pyglove_evolution() -> Algorithm:
+    import pyglove as pg
+
+    return A.from_pyglove(
+        lambda: pg.evolution.regularized_evolution(population_size=8, tournament_size=3)
+    )
 
 
 def _specs() -> dict[str, Spec]:
@@ -49,6 +60,30 @@ def _specs() -> dict[str, Spec]:
         )
     if hasattr(A, "dedup"):
         specs["dedup"] = Spec(lambda: A.dedup(_evolution()), checks_space=True)
+    if hasattr(A, "partition"):
+        specs["partition"] = Spec(
+            lambda: A.partition([(lambda s: s.kind == "float", A.random()), ("", _evolution())]),
+            checks_space=True,
+        )
+    if hasattr(A, "rejection_sampling"):
+        # Every DNA is feasible here, so the checks exercise the machinery around the rejection;
+        # tests/algorithms/test_rejection.py checks the rejection and its gradient.
+        specs["rejection_sampling"] = Spec(
+            lambda: A.rejection_sampling(A.reinforce(), lambda d: d.index[..., 0] >= 0, num_mc=256),
+            checks_space=True,
+            spaces=("flat", "conditional"),
+        )
+    if hasattr(A, "neural_predictor"):
+        specs["neural_predictor"] = Spec(A.neural_predictor, checks_space=True)
+    if hasattr(A, "from_optuna"):
+        specs["from_optuna"] = Spec(
+            A.from_optuna,
+            checks_space=True,
+            spaces=("flat", "conditional", "int"),
+            slow_learning=True,
+        )
+    if hasattr(A, "from_pyglove"):
+        specs["from_pyglove"] = Spec(_pyglove_evolution, checks_space=True, slow=True)
     # One Algorithm object per name, so jax.jit reuses its compiled functions across tests.
     return {name: spec._replace(make=functools.cache(spec.make)) for name, spec in specs.items()}
 
@@ -77,11 +112,13 @@ def _cases() -> list:
     for name, spec in FACTORIES.items():
         modes = (False, True) if spec.make().traceable else (False,)
         for space_name, space in SPACES.items():
+            if spec.spaces is not None and space_name not in spec.spaces:
+                continue
             for jit in modes:
                 for check in CHECKS:
                     if (check == "rejects_bad_rewards" and jit) or (check == "scan" and not jit):
                         continue
-                    marks = []
+                    marks = [pytest.mark.slow] if spec.slow else []
                     if jit and check in ("batch", "scan") and space_name != EVERY_KIND:
                         marks.append(pytest.mark.slow)
                     if spec.finite_only and space.is_float.any():
@@ -126,7 +163,12 @@ def test_conformance(check: str, name: str, space_name: str, jit: bool) -> None:
 
 def _beats_random_cases() -> list:
     return [
-        pytest.param(name, jit, id=f"{name}-{'jit' if jit else 'host'}")
+        pytest.param(
+            name,
+            jit,
+            id=f"{name}-{'jit' if jit else 'host'}",
+            marks=[pytest.mark.slow] if spec.slow or spec.slow_learning else [],
+        )
         for name, spec in FACTORIES.items()
         for jit in ((False, True) if spec.make().traceable else (False,))
     ]
