@@ -130,7 +130,9 @@ def train_and_score(
 
 
 ALGORITHMS = {
-    "evolution": lambda: pl.algorithms.regularized_evolution(population_size=8, tournament_size=3),
+    "evolution": lambda: pl.algorithms.dedup(
+        pl.algorithms.regularized_evolution(population_size=8, tournament_size=3)
+    ),
     "random": pl.algorithms.random,
     "tpe": lambda: pl.algorithms.from_optuna(),
     "pyglove": lambda: pl.algorithms.from_pyglove(_pyglove_evolution),
