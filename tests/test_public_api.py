@@ -8,11 +8,44 @@ import sys
 import pliant
 
 PUBLIC = {
-    "DNA", "DecisionHandle", "Feedback", "KeyPath", "Node", "Result", "Space", "SymDict",
-    "SymList", "Symbolic", "Traced", "__version__", "algorithms", "encode", "floatv", "freeze",
-    "from_json", "get", "intv", "iterate", "load", "load_result", "manyof", "materialize",
-    "oneof", "open_store", "query", "random_dna", "random_sample", "replace", "sample", "save",
-    "search", "space", "symbolize", "to_json", "trace", "traverse",
+    "DNA",
+    "DecisionHandle",
+    "Feedback",
+    "KeyPath",
+    "Node",
+    "Result",
+    "Space",
+    "SymDict",
+    "SymList",
+    "Symbolic",
+    "Traced",
+    "__version__",
+    "algorithms",
+    "encode",
+    "floatv",
+    "freeze",
+    "from_json",
+    "get",
+    "intv",
+    "iterate",
+    "load",
+    "load_result",
+    "manyof",
+    "materialize",
+    "oneof",
+    "open_store",
+    "query",
+    "random_dna",
+    "random_sample",
+    "replace",
+    "sample",
+    "save",
+    "search",
+    "space",
+    "symbolize",
+    "to_json",
+    "trace",
+    "traverse",
 }
 
 
@@ -30,9 +63,6 @@ def test_no_public_name_shadows_a_builtin():
 
 def test_import_is_light():
     heavy = ["jax", "flax", "optax", "pyglove", "optuna", "pandas", "matplotlib", "sklearn"]
-    code = (
-        "import sys, pliant; "
-        f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
-    )
+    code = f"import sys, pliant; print(','.join(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"import pliant imported {out.stdout.strip()}"

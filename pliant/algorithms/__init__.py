@@ -37,6 +37,13 @@ from pliant.algorithms.nsga import (
     pareto_front,
     uniform_crossover,
 )
+from pliant.algorithms.predictor import (
+    NeuralPredictorState,
+    fit_predict,
+    kendall_tau,
+    mutate_batch,
+    neural_predictor,
+)
 from pliant.algorithms.random_search import RandomState, random
 from pliant.algorithms.reinforce import (
     ReinforceParams,
@@ -55,6 +62,7 @@ __all__ = [
     "GridExhausted",
     "GridState",
     "NSGA2State",
+    "NeuralPredictorState",
     "PartitionState",
     "RandomState",
     "RegularizedEvolutionState",
@@ -65,16 +73,20 @@ __all__ = [
     "check_reward",
     "crowding_distance",
     "dedup",
+    "fit_predict",
     "from_optuna",
     "from_pyglove",
     "grid",
     "host_rng",
+    "kendall_tau",
     "key_to_int",
     "keys",
     "log_prob",
     "most_likely",
     "most_likely_feasible",
+    "mutate_batch",
     "mutate_one",
+    "neural_predictor",
     "non_dominated_sort",
     "nsga2",
     "pareto_front",

@@ -74,7 +74,12 @@ def _specs() -> dict[str, Spec]:
             spaces=("flat", "conditional"),
         )
     if hasattr(A, "neural_predictor"):
-        specs["neural_predictor"] = Spec(A.neural_predictor, checks_space=True)
+        specs["neural_predictor"] = Spec(
+            lambda: A.neural_predictor(
+                num_initial=6, refit_every=4, pool_size=64, ensemble=3, hidden=(32,)
+            ),
+            checks_space=True,
+        )
     if hasattr(A, "from_optuna"):
         specs["from_optuna"] = Spec(
             A.from_optuna,
