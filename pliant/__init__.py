@@ -85,3 +85,14 @@ __all__ = [
     "trace",
     "traverse",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # pl.nn imports JAX and Flax, so it loads on first use, not with pliant.
+    if name == "nn":
+        import importlib
+
+        module = importlib.import_module("pliant.nn")
+        globals()["nn"] = module
+        return module
+    raise AttributeError(f"module 'pliant' has no attribute {name!r}")
