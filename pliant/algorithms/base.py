@@ -217,6 +217,9 @@ def check_reward(reward: Any, *, multi_objective: bool, algorithm: str) -> Rewar
                 f"failed trials in the flow instead of feeding them back"
             )
         return tuple(values.tolist())
+    if isinstance(reward, str | bytes | bool):
+        # float("1.5") and float(True) work, but such a reward is almost always a bug upstream.
+        raise TypeError(f"{algorithm}: reward must be a number, got {reward!r}")
     try:
         value = float(reward)
     except (TypeError, ValueError):

@@ -42,6 +42,8 @@ def test_step_keys_are_distinct():
         ((1.0, float("inf")), True, ValueError, "reward must be finite"),
         ((1.0, 2.0), False, TypeError, "optimizes one objective"),
         ("high", False, TypeError, "reward must be a number"),
+        ("1.5", False, TypeError, "reward must be a number, got '1.5'"),
+        (True, False, TypeError, "reward must be a number, got True"),
     ],
 )
 def test_check_reward_errors(reward, multi, error, match):
