@@ -3,9 +3,19 @@
 See ``pliant/flows/README.md`` for the guarantees (what a store records, how resume works).
 """
 
+from pliant.flows.context import StopSearch, TrialContext, TrialStopped, current_trial
 from pliant.flows.result import Result, load_result
 from pliant.flows.sample import Feedback, sample
 from pliant.flows.search import search
+from pliant.flows.stopping import (
+    StoppingPolicy,
+    all_of,
+    any_of,
+    median_stopping,
+    stop_below,
+    stop_by_rank,
+    successive_halving,
+)
 from pliant.flows.store import Store, StoreError, TrialRecord, open_store
 from pliant.flows.study import Objective, StudyEngine, Trial
 
@@ -13,13 +23,24 @@ __all__ = [
     "Feedback",
     "Objective",
     "Result",
+    "StopSearch",
+    "StoppingPolicy",
     "Store",
     "StoreError",
     "StudyEngine",
     "Trial",
+    "TrialContext",
     "TrialRecord",
+    "TrialStopped",
+    "all_of",
+    "any_of",
+    "current_trial",
     "load_result",
+    "median_stopping",
     "open_store",
     "sample",
     "search",
+    "stop_below",
+    "stop_by_rank",
+    "successive_halving",
 ]

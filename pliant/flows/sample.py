@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pliant.algorithms.base import Algorithm
+from pliant.flows.stopping import Stopper
 from pliant.flows.store import Store
 from pliant.flows.study import StudyEngine, Trial
 
@@ -18,6 +19,12 @@ class Feedback:
     "latency": 3.1})``); or ``feedback.skip()`` to mark the trial infeasible (the algorithm never
     sees it), or ``feedback.fail(error)`` to record a failure. Exactly one of these, once.
     ``feedback.end_loop()`` stops the loop after this trial.
+
+    For multi-fidelity evaluation, ``feedback.report(step, value)`` records an intermediate
+    value and returns True when the loop's ``stopping`` policy stopped the trial (it is then
+    recorded as ``'stopped'``: leave its evaluation, give no further feedback).
+    ``feedback.search(...)`` runs a nested ``pl.search`` in the same store as study
+    ``"<study>/<id>"``, linked from this trial.
     """
 
     def __init__(self, engine: StudyEngine, trial: Trial, loop: _Loop):
@@ -71,9 +78,58 @@ class Feedback:
                 metrics = dict(zip(names, reward))
             else:
                 metrics = {names[0]: reward}
-        self.status = self._engine.complete(self._trial, dict(metrics))
+        metrics = dict(metrics)
+        reports = self._loop.stopper.reports_of(self.id)
+        if reports:
+            metrics.setdefault("reports", reports)
+        self.status = self._engine.complete(self._trial, metrics)
         self._loop.pending.discard(self.id)
         return self.status
+
+    def report(self, step: int, value: Any) -> bool:
+        """Records an intermediate value; True when the stopping policy stopped the trial.
+
+        A stopped trial is recorded at once (status ``'stopped'``, its last value fed to the
+        algorithm as its reward): ``break`` out of its evaluation and give no more feedback.
+
+        Raises:
+            RuntimeError: if this trial already has its outcome.
+            ValueError: for a step not above the last one, or a value that is not finite.
+        """
+        self._once()
+        reason = self._loop.stopper.report(self.id, step, value)
+        if reason is None:
+            return False
+        reports = self._loop.stopper.reports_of(self.id)
+        self.status = self._engine.stop(self._trial, reports[-1][1], {"reports": reports}, reason)
+        self._loop.pending.discard(self.id)
+        return True
+
+    @property
+    def store(self) -> Any:
+        """The loop's store (None in memory)."""
+        return self._engine.store
+
+    def search(
+        self,
+        space_value: Any,
+        evaluate: Any,
+        algorithm: Algorithm | None = None,
+        budget: int = 100,
+        *,
+        name: str | None = None,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Runs an inner ``pl.search`` in this loop's store as study ``"<study>/<id>"``.
+
+        See :meth:`pliant.flows.context.TrialContext.search`.
+        """
+        from pliant.flows.context import nested_search
+
+        return nested_search(
+            self._engine, self.id, space_value, evaluate, algorithm, budget, name, seed, kwargs
+        )
 
     def skip(self, reason: str | None = None) -> None:
         """Marks the trial infeasible: recorded, never fed to the algorithm."""
@@ -99,9 +155,10 @@ class Feedback:
 
 
 class _Loop:
-    def __init__(self) -> None:
+    def __init__(self, stopper: Stopper) -> None:
         self.pending: set[int] = set()
         self.ended = False
+        self.stopper = stopper
 
 
 def sample(
@@ -114,6 +171,7 @@ def sample(
     study: str = "default",
     objectives: Any = None,
     max_pending: int = 1,
+    stopping: Any = None,
 ) -> Iterator[tuple[Any, Feedback]]:
     """Yields ``(example, feedback)`` for trials proposed by ``algorithm`` on a search space.
 
@@ -130,6 +188,8 @@ def sample(
         max_pending: how many trials may wait for feedback at once. With the default 1, asking
             for the next example before giving feedback raises, so that a forgotten feedback
             never goes unnoticed; raise it to evaluate several examples together.
+        stopping: an early-stopping policy for ``feedback.report`` (e.g.
+            ``pl.flows.median_stopping()``).
 
     Raises:
         RuntimeError: when more than ``max_pending`` trials wait for feedback.
@@ -150,13 +210,13 @@ def sample(
     engine = StudyEngine(
         space_value, algorithm, seed=seed, store=store, study=study, objectives=objectives
     )
-    return _iterate(engine, num_examples, max_pending)
+    return _iterate(engine, num_examples, max_pending, Stopper(engine, stopping))
 
 
 def _iterate(
-    engine: StudyEngine, num_examples: int | None, max_pending: int
+    engine: StudyEngine, num_examples: int | None, max_pending: int, stopper: Stopper
 ) -> Iterator[tuple[Any, Feedback]]:
-    loop = _Loop()
+    loop = _Loop(stopper)
     rerun = list(engine.interrupted)
     while not loop.ended:
         if len(loop.pending) >= max_pending:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pliant.algorithms.base import Algorithm
+from pliant.flows.context import Outcome, SearchControl
 from pliant.flows.result import Result
 from pliant.flows.store import Store
 from pliant.flows.study import StudyEngine, Trial
@@ -32,6 +33,7 @@ def _outcome(value: Any, metric: str) -> tuple[str, Any]:
 
 
 def _call(evaluate: Evaluate, example: Any) -> tuple[str, Any]:
+    # ``example`` is the Trial when ``evaluate`` is bound by SearchControl.bind.
     try:
         return "ok", evaluate(example)
     except Exception as e:  # a trial that raises is recorded as failed; the search goes on
@@ -88,6 +90,7 @@ def search(
     timeout: float | None = None,
     progress: bool | None = None,
     on_interrupted: str = "rerun",
+    stopping: Any = None,
 ) -> Result:
     """Searches a space: proposes, evaluates and feeds back until ``budget`` trials are done.
 
@@ -115,6 +118,14 @@ def search(
         progress: show a progress bar (default: when stderr is a terminal).
         on_interrupted: what to do with trials that were running when a previous process died:
             ``'rerun'`` them with the same DNA (default), or ``'fail'`` them and propose anew.
+        stopping: an early-stopping policy (``pl.flows.median_stopping()``, ...) applied to what
+            trials report with ``trial.report(step, value)``; a stopped trial is recorded as
+            ``'stopped'`` (see ``pliant/flows/stopping.py`` for how it is fed back).
+
+    An evaluate function that takes a second parameter, ``evaluate(example, trial)``, gets the
+    trial's handle (:class:`~pliant.flows.context.TrialContext`): ``trial.report(step, value)``,
+    ``trial.skip()``, ``trial.end_search()``, and ``trial.search(...)`` for a nested search in
+    the same store. ``pl.flows.current_trial()`` returns the same handle.
 
     Returns:
         A :class:`~pliant.flows.result.Result`.
@@ -156,6 +167,8 @@ def search(
         constraints=constraints,
     )
     metric = engine.objectives[0].metric
+    control = SearchControl(engine, stopping)
+    run = control.bind(evaluate)
     rerun = list(engine.interrupted)
     if on_interrupted == "fail":
         for trial_id in rerun:
@@ -165,6 +178,8 @@ def search(
     bar = _Progress(engine.num_finished() + remaining, progress, f"search[{study}]")
 
     def next_trial() -> Trial | None:
+        if control.ended.is_set():
+            return None
         if rerun:
             return engine.rerun(rerun.pop(0))
         if engine.num_proposed < budget:
@@ -172,6 +187,9 @@ def search(
         return None
 
     def record(trial: Trial, kind: str, value: Any, elapsed: float) -> None:
+        if kind == "ok" and isinstance(value, Outcome):
+            bar.update(control.record(trial, value, elapsed), None, engine.num_finished())
+            return
         if kind == "ok":
             kind, value = _outcome(value, metric)
         if kind == "ok":
@@ -190,10 +208,10 @@ def search(
         if workers == 1 and timeout is None:
             while (trial := next_trial()) is not None:
                 start = time.perf_counter()
-                kind, value = _call(evaluate, trial.example)
+                kind, value = _call(run, trial)
                 record(trial, kind, value, time.perf_counter() - start)
         else:
-            _run_parallel(engine, evaluate, next_trial, record, workers, timeout)
+            _run_parallel(engine, run, next_trial, record, workers, timeout)
     finally:
         bar.close()
     return Result(
@@ -229,7 +247,7 @@ def _run_parallel(
                 trial = next_trial()
                 if trial is None:
                     break
-                running[pool.submit(_call, evaluate, trial.example)] = (trial, time.perf_counter())
+                running[pool.submit(_call, evaluate, trial)] = (trial, time.perf_counter())
             live = dict(running)
             if not live:
                 break

@@ -9,7 +9,9 @@ consistent snapshot. Nothing is pickled: DNA, metrics and states are JSON.
 Trial statuses: ``running`` (proposed and being evaluated), ``complete`` (a reward was fed
 back), ``failed`` (the evaluation raised, timed out or returned NaN/inf; not fed back),
 ``infeasible`` (skipped or violating a constraint; not fed back), ``interrupted`` (was running
-when a process died; re-run or abandoned on resume).
+when a process died; re-run or abandoned on resume), ``stopped`` (ended early by a stopping
+policy; its reports are in ``metrics['reports']``). A trial's ``link`` names the inner study it
+ran (nested searches): ``"outer/17"``.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from pliant.spaces.dna import DNA, Space
 SCHEMA_VERSION = 1
 _APPLICATION_ID = 0x706C6E74  # 'plnt' in the SQLite header: tells our files from others
 
-STATUSES = ("running", "complete", "failed", "infeasible", "interrupted")
-FINISHED = ("complete", "failed", "infeasible")
+STATUSES = ("running", "complete", "failed", "infeasible", "interrupted", "stopped")
+FINISHED = ("complete", "failed", "infeasible", "stopped")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -342,6 +344,16 @@ class Store:
                 raise KeyError(f"no trial {trial_id} in study {study!r}")
             if state is not None:
                 c.execute("UPDATE studies SET state=? WHERE name=?", (state, study))
+
+    def set_link(self, study: str, trial_id: int, link: str | None) -> None:
+        """Links a trial to another study (the inner study of a nested search)."""
+        self._writable()
+        with self._lock, self._tx() as c:
+            cur = c.execute(
+                "UPDATE trials SET link=? WHERE study=? AND id=?", (link, study, trial_id)
+            )
+            if cur.rowcount != 1:
+                raise KeyError(f"no trial {trial_id} in study {study!r}")
 
     def restart_trial(self, study: str, trial_id: int) -> None:
         """Marks an interrupted trial as running again (one more attempt)."""

@@ -274,6 +274,17 @@ class StudyEngine:
             )
         return Trial(trial_id, dna, self.example_of(dna), record.attempts + 1)
 
+    def retry(self, trial: Trial, error: str, metrics: Metrics | None = None) -> Trial:
+        """Records a failed attempt (e.g. its worker died) and re-opens the trial, same DNA.
+
+        The failure is committed first: a driver that dies right after leaves the trial failed
+        with its reason, never lost. The trial keeps its id; its ``attempts`` grows by one.
+        """
+        with self.lock:
+            self.fail(trial, error, metrics)
+            self._num_finished -= 1  # running again
+            return self.rerun(trial.id)
+
     def reward_of(self, metrics: Metrics) -> Any:
         """The algorithm's reward for a trial's metrics (maximized; 'min' objectives negated).
 
@@ -331,6 +342,34 @@ class StudyEngine:
             self._finish(trial_id, "complete", reward, metrics, None)
             return "complete"
 
+    def stop(
+        self, trial: Trial | int, value: Any, metrics: Metrics, reason: str | None = None
+    ) -> str:
+        """Records a trial stopped early. ``value`` (its last report, in the first objective's
+        units; None: nothing) is fed to the algorithm as its reward when there is one objective.
+        Returns ``'stopped'``."""
+        trial_id = trial if isinstance(trial, int) else trial.id
+        with self.lock:
+            dna = self._dnas.get(trial_id)
+            if dna is None or self._records[trial_id].status != "running":
+                raise ValueError(f"trial {trial_id} is not waiting for an outcome")
+            reward = None
+            if value is not None and len(self.objectives) == 1:
+                reward = float(value) if self.objectives[0].direction == "max" else -float(value)
+                self.state = self.algorithm.feedback(self.state, dna, reward)
+            self._finish(trial_id, "stopped", reward, metrics, reason)
+            return "stopped"
+
+    def set_link(self, trial_id: int, link: str | None) -> None:
+        """Links a trial to another study (its inner search), in the store and the record."""
+        with self.lock:
+            record = self.record(trial_id)
+            if record.link == link:
+                return
+            if self.store is not None:
+                self.store.set_link(self.study, trial_id, link)
+            self._records[trial_id] = record._replace(link=link)
+
     def fail(self, trial: Trial | int, error: str, metrics: Metrics | None = None) -> None:
         """Records a failed trial (not fed back to the algorithm)."""
         trial_id = trial if isinstance(trial, int) else trial.id
@@ -349,7 +388,7 @@ class StudyEngine:
         self, trial_id: int, status: str, reward: Any, metrics: Metrics, error: str | None
     ) -> None:
         if self.store is not None:
-            state = self._state_json() if status == "complete" else None
+            state = self._state_json() if reward is not None else None
             self.store.finish_trial(
                 self.study,
                 trial_id,
