@@ -102,7 +102,7 @@ class Result:
 
         Columns: ``id``, ``status``, one per decision (by name or path; prefixed with
         ``decision:`` if a metric has the same name), one per metric, ``reward``, ``error``,
-        ``attempts``, ``duration_s``.
+        ``attempts``, ``link`` (the inner study of a nested search), ``duration_s``.
         """
         try:
             import pandas as pd
@@ -121,9 +121,45 @@ class Result:
             row["reward"] = r.reward
             row["error"] = r.error
             row["attempts"] = r.attempts
+            row["link"] = r.link
             row["duration_s"] = None if r.finished_at is None else r.finished_at - r.proposed_at
             rows.append(row)
         return pd.DataFrame(rows)
+
+    def inner(self, trial: int | TrialRecord, name: str | None = None) -> Result:
+        """The result of the inner search that a trial ran (see ``trial.search``).
+
+        Args:
+            trial: a trial id or record of this result.
+            name: the inner search's name, when the trial ran several.
+
+        Raises:
+            ValueError: if this result has no store, or the trial ran no inner search.
+
+        Example:
+            >>> import os, tempfile, pliant as pl
+            >>> path = os.path.join(tempfile.mkdtemp(), "nested.db")
+            >>> def outer(v, trial):
+            ...     inner = trial.search({"b": pl.oneof([1, 2])}, lambda u: v["a"] * u["b"],
+            ...                          pl.algorithms.grid(), budget=2)
+            ...     return inner.best.reward
+            >>> result = pl.search({"a": pl.oneof([1, 3])}, outer, pl.algorithms.grid(), 2,
+            ...                    store=path, study="outer")
+            >>> result.records[1].link, result.inner(1).best.reward
+            ('outer/1', 6.0)
+        """
+        if isinstance(trial, int):
+            found = [r for r in self.records if r.id == trial]
+            if not found:
+                raise ValueError(f"study {self.study!r} has no trial {trial}")
+            trial = found[0]
+        record = trial
+        if record.link is None:
+            raise ValueError(f"trial {record.id} of study {self.study!r} ran no inner search")
+        if self.store_path is None:
+            raise ValueError("this result has no store; inner searches are read from the store")
+        study = record.link if name is None else f"{record.link}/{name}"
+        return load_result(self.store_path, study)
 
     @property
     def trials(self) -> Any:
