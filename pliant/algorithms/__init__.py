@@ -28,6 +28,7 @@ from pliant.algorithms.evolution import (
     mutate_one,
     regularized_evolution,
 )
+from pliant.algorithms.exports import OptunaCodec, optuna_codec, to_optuna, to_pyglove
 from pliant.algorithms.grid_search import GridExhausted, GridState, grid
 from pliant.algorithms.nsga import (
     NSGA2State,
@@ -63,6 +64,7 @@ __all__ = [
     "GridState",
     "NSGA2State",
     "NeuralPredictorState",
+    "OptunaCodec",
     "PartitionState",
     "RandomState",
     "RegularizedEvolutionState",
@@ -89,6 +91,7 @@ __all__ = [
     "neural_predictor",
     "non_dominated_sort",
     "nsga2",
+    "optuna_codec",
     "pareto_front",
     "partition",
     "probabilities",
@@ -101,5 +104,7 @@ __all__ = [
     "state_from_json",
     "state_to_json",
     "step_key",
+    "to_optuna",
+    "to_pyglove",
     "uniform_crossover",
 ]
