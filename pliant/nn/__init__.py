@@ -4,4 +4,44 @@
 first use.
 """
 
-__all__: list[str] = []
+from pliant.nn.cost import (
+    Latency,
+    Target,
+    XlaCost,
+    measure_latency,
+    measure_targets,
+    normalized_cost,
+    param_count,
+    target_constraints,
+    xla_cost,
+)
+from pliant.nn.latency_table import (
+    LatencyTable,
+    PredictionQuality,
+    Term,
+    fit_table,
+    measure_table,
+    predict,
+    prediction_quality,
+    terms_by_prefix,
+)
+
+__all__: list[str] = [
+    "Latency",
+    "LatencyTable",
+    "PredictionQuality",
+    "Target",
+    "Term",
+    "XlaCost",
+    "fit_table",
+    "measure_latency",
+    "measure_table",
+    "measure_targets",
+    "normalized_cost",
+    "param_count",
+    "predict",
+    "prediction_quality",
+    "target_constraints",
+    "terms_by_prefix",
+    "xla_cost",
+]
