@@ -4,6 +4,7 @@ See ``pliant/flows/README.md`` for the guarantees (what a store records, how res
 """
 
 from pliant.flows.context import StopSearch, TrialContext, TrialStopped, current_trial
+from pliant.flows.partial import Partial, by_name, by_path, partial, tagged
 from pliant.flows.result import Result, load_result
 from pliant.flows.sample import Feedback, sample
 from pliant.flows.search import search
@@ -22,6 +23,7 @@ from pliant.flows.study import Objective, StudyEngine, Trial
 __all__ = [
     "Feedback",
     "Objective",
+    "Partial",
     "Result",
     "StopSearch",
     "StoppingPolicy",
@@ -34,13 +36,17 @@ __all__ = [
     "TrialStopped",
     "all_of",
     "any_of",
+    "by_name",
+    "by_path",
     "current_trial",
     "load_result",
     "median_stopping",
     "open_store",
+    "partial",
     "sample",
     "search",
     "stop_below",
     "stop_by_rank",
     "successive_halving",
+    "tagged",
 ]

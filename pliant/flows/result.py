@@ -9,6 +9,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from pliant.flows.partial import Partial
 from pliant.flows.store import Store, TrialRecord, open_store
 from pliant.flows.study import Objective, parse_objectives
 from pliant.spaces.dna import Space
@@ -80,7 +81,10 @@ class Result:
                 "this result was loaded without its space value; pass "
                 "space_value= to load_result to materialize trials"
             )
-        return materialize(self.space_value, self.space.from_list(best.dna))
+        dna = self.space.from_list(best.dna)
+        if isinstance(self.space_value, Partial):
+            return self.space_value.materialize(dna)
+        return materialize(self.space_value, dna)
 
     def pareto_front(self) -> list[TrialRecord]:
         """Complete trials not dominated in every objective by another (all maximized)."""

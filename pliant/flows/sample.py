@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pliant.algorithms.base import Algorithm
+from pliant.flows.partial import partial_of
 from pliant.flows.stopping import Stopper
 from pliant.flows.store import Store
 from pliant.flows.study import StudyEngine, Trial
@@ -172,6 +173,7 @@ def sample(
     objectives: Any = None,
     max_pending: int = 1,
     stopping: Any = None,
+    where: Any = None,
 ) -> Iterator[tuple[Any, Feedback]]:
     """Yields ``(example, feedback)`` for trials proposed by ``algorithm`` on a search space.
 
@@ -190,6 +192,8 @@ def sample(
             never goes unnoticed; raise it to evaluate several examples together.
         stopping: an early-stopping policy for ``feedback.report`` (e.g.
             ``pl.flows.median_stopping()``).
+        where: search only the placeholders this predicate selects (PyGlove's ``where=``, see
+            ``pl.flows.partial``); examples are then sub-spaces holding the others.
 
     Raises:
         RuntimeError: when more than ``max_pending`` trials wait for feedback.
@@ -207,6 +211,7 @@ def sample(
         raise ValueError(f"num_examples must be a non-negative int or None, got {num_examples!r}")
     if type(max_pending) is not int or max_pending < 1:
         raise ValueError(f"max_pending must be a positive int, got {max_pending!r}")
+    space_value = partial_of(space_value, where)
     engine = StudyEngine(
         space_value, algorithm, seed=seed, store=store, study=study, objectives=objectives
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 from pliant.algorithms.base import Algorithm
 from pliant.flows.context import Outcome, SearchControl
+from pliant.flows.partial import partial_of
 from pliant.flows.result import Result
 from pliant.flows.store import Store
 from pliant.flows.study import StudyEngine, Trial
@@ -91,6 +92,7 @@ def search(
     progress: bool | None = None,
     on_interrupted: str = "rerun",
     stopping: Any = None,
+    where: Any = None,
 ) -> Result:
     """Searches a space: proposes, evaluates and feeds back until ``budget`` trials are done.
 
@@ -121,6 +123,8 @@ def search(
         stopping: an early-stopping policy (``pl.flows.median_stopping()``, ...) applied to what
             trials report with ``trial.report(step, value)``; a stopped trial is recorded as
             ``'stopped'`` (see ``pliant/flows/stopping.py`` for how it is fed back).
+        where: search only the placeholders this predicate selects (PyGlove's ``where=``, see
+            ``pl.flows.partial``); examples are then sub-spaces holding the others.
 
     An evaluate function that takes a second parameter, ``evaluate(example, trial)``, gets the
     trial's handle (:class:`~pliant.flows.context.TrialContext`): ``trial.report(step, value)``,
@@ -157,6 +161,7 @@ def search(
     # dedup(evolution) ranked above plain evolution at 100 and 300 trials on the tabular
     # benchmarks (benchmarks/results/quality_runB.md): a repeated architecture wastes a trial.
     algorithm = dedup(regularized_evolution()) if algorithm is None else algorithm
+    space_value = partial_of(space_value, where)
     engine = StudyEngine(
         space_value,
         algorithm,

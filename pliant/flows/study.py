@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from pliant.algorithms.base import Algorithm, state_from_json, state_to_json, step_key
+from pliant.flows.partial import Partial
 from pliant.flows.store import FINISHED, Store, StoreError, TrialRecord, open_store
 from pliant.spaces.compiler import compile_space, materialize
 from pliant.spaces.dna import DNA, Space
@@ -163,7 +164,7 @@ class StudyEngine:
         self.space_value = space_value
         self.space: Space = (
             space_value.space
-            if isinstance(space_value, Traced)
+            if isinstance(space_value, Traced | Partial)
             else (compile_space(space_value).space)
         )
         self.algorithm = algorithm
@@ -233,6 +234,8 @@ class StudyEngine:
 
     # -- trials ----------------------------------------------------------------------------
     def example_of(self, dna: DNA) -> Any:
+        if isinstance(self.space_value, Partial):
+            return self.space_value.materialize(dna)
         return materialize(self.space_value, dna, check=False)
 
     def propose(self) -> Trial:

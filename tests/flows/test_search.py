@@ -313,6 +313,7 @@ def test_dataframe_columns_and_values():
         "w",
         "error",
         "attempts",
+        "link",
         "duration_s",
     ]
     assert list(df.id) == list(range(12)) and set(df.attempts) == {1}
