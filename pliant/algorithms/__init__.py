@@ -55,6 +55,24 @@ from pliant.algorithms.reinforce import (
     reinforce,
 )
 from pliant.algorithms.rejection import RejectionState, most_likely_feasible, rejection_sampling
+from pliant.algorithms.sharing import (
+    extreme_dna,
+    fair_paths,
+    sandwich_paths,
+    slot_roles,
+    uniform_path,
+    warmup_path,
+)
+from pliant.algorithms.tunas import (
+    TunasPreset,
+    controller_schedule,
+    cost_table,
+    final_architecture,
+    shaped_reward,
+    tunas,
+    tunas_preset,
+    warmup_probability,
+)
 
 __all__ = [
     "AdapterState",
@@ -72,9 +90,15 @@ __all__ = [
     "ReinforceState",
     "RejectionState",
     "SequenceState",
+    "TunasPreset",
     "check_reward",
+    "controller_schedule",
+    "cost_table",
     "crowding_distance",
     "dedup",
+    "extreme_dna",
+    "fair_paths",
+    "final_architecture",
     "fit_predict",
     "from_optuna",
     "from_pyglove",
@@ -100,11 +124,19 @@ __all__ = [
     "regularized_evolution",
     "reinforce",
     "rejection_sampling",
+    "sandwich_paths",
     "sequence",
+    "shaped_reward",
+    "slot_roles",
     "state_from_json",
     "state_to_json",
     "step_key",
     "to_optuna",
     "to_pyglove",
+    "tunas",
+    "tunas_preset",
     "uniform_crossover",
+    "uniform_path",
+    "warmup_path",
+    "warmup_probability",
 ]

@@ -42,6 +42,10 @@ def _pyglove_evolution() -> Algorithm:
     )
 
 
+def _index_cost(dna: DNA) -> Any:
+    return 1.0 + dna.index.sum()
+
+
 def _specs() -> dict[str, Spec]:
     # Other algorithms join the list as they land in pliant.algorithms.
     specs = {
@@ -72,6 +76,14 @@ def _specs() -> dict[str, Spec]:
             lambda: A.rejection_sampling(A.reinforce(), lambda d: d.index[..., 0] >= 0, num_mc=256),
             checks_space=True,
             spaces=("flat", "conditional"),
+        )
+    if hasattr(A, "tunas"):
+        # A cost that grows with the indices and a target in the middle: the reward is shaped,
+        # and the toy's optimum is still worth far more than the cost penalty.
+        specs["tunas"] = Spec(
+            lambda: A.tunas(_index_cost, target=8.0),
+            checks_space=True,
+            spaces=("flat", "conditional", "mixed"),
         )
     if hasattr(A, "neural_predictor"):
         specs["neural_predictor"] = Spec(
