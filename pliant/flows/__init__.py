@@ -8,6 +8,7 @@ from pliant.flows.partial import Partial, by_name, by_path, partial, tagged
 from pliant.flows.result import Result, load_result
 from pliant.flows.sample import Feedback, sample
 from pliant.flows.search import search
+from pliant.flows.staging import narrow
 from pliant.flows.stopping import (
     StoppingPolicy,
     all_of,
@@ -41,6 +42,7 @@ __all__ = [
     "current_trial",
     "load_result",
     "median_stopping",
+    "narrow",
     "open_store",
     "partial",
     "sample",
