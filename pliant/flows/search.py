@@ -13,8 +13,6 @@ from typing import Any
 from pliant.algorithms.base import Algorithm
 from pliant.flows.context import Outcome, SearchControl
 from pliant.flows.partial import partial_of
-from pliant.flows.context import Outcome, SearchControl
-from pliant.flows.partial import partial_of
 from pliant.flows.result import Result
 from pliant.flows.store import Store
 from pliant.flows.study import StudyEngine, Trial
@@ -122,14 +120,6 @@ def search(
         progress: show a progress bar (default: when stderr is a terminal).
         on_interrupted: what to do with trials that were running when a previous process died:
             ``'rerun'`` them with the same DNA (default), or ``'fail'`` them and propose anew.
-        stopping: an early-stopping policy (``pl.flows.median_stopping()``, ...) applied to what
-            trials report with ``trial.report(step, value)``; a stopped trial is recorded as
-            ``'stopped'`` (see ``pliant/flows/stopping.py`` for how it is fed back).
-
-    An evaluate function that takes a second parameter, ``evaluate(example, trial)``, gets the
-    trial's handle (:class:`~pliant.flows.context.TrialContext`): ``trial.report(step, value)``,
-    ``trial.skip()``, ``trial.end_search()``, and ``trial.search(...)`` for a nested search in
-    the same store. ``pl.flows.current_trial()`` returns the same handle.
         stopping: an early-stopping policy (``pl.flows.median_stopping()``, ...) applied to what
             trials report with ``trial.report(step, value)``; a stopped trial is recorded as
             ``'stopped'`` (see ``pliant/flows/stopping.py`` for how it is fed back).
