@@ -263,6 +263,8 @@ class _Tunas(NamedTuple):
     reward: str
     beta: float
     constraint: Callable[[DNA], Any] | None
+    steps: int | None
+    delay: float
 
 
 def _vmapped(cost_fn: CostFn, space: Space, index: Any, value: Any, active: Any) -> Any:
@@ -436,10 +438,10 @@ def tunas(
         algo = rejection_sampling(base, within_budget, num_mc=num_mc, max_tries=max_tries)._replace(
             name="tunas"
         )
-        algo.init.tunas_config = _Tunas(cost_fn, budget, reward, beta, within_budget)  # type: ignore[attr-defined]
+        algo.init.tunas_config = _Tunas(cost_fn, budget, reward, beta, within_budget, steps, delay)  # type: ignore[attr-defined]
         return algo
 
-    settings = _Tunas(cost_fn, target, reward, float(beta), None)
+    settings = _Tunas(cost_fn, target, reward, float(beta), None, steps, delay)
 
     def rewards_of(index: Any, value: Any, active: Any, quality: Any, space: Space) -> Any:
         if cost_fn is None:

@@ -25,11 +25,13 @@ from pliant.nn.latency_table import (
     prediction_quality,
     terms_by_prefix,
 )
+from pliant.nn.tunas import SearchResult, supernet_accuracy, weight_sharing_search
 
 __all__: list[str] = [
     "Latency",
     "LatencyTable",
     "PredictionQuality",
+    "SearchResult",
     "Target",
     "Term",
     "XlaCost",
@@ -41,7 +43,9 @@ __all__: list[str] = [
     "param_count",
     "predict",
     "prediction_quality",
+    "supernet_accuracy",
     "target_constraints",
     "terms_by_prefix",
+    "weight_sharing_search",
     "xla_cost",
 ]
