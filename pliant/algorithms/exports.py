@@ -46,6 +46,7 @@ __all__ = ["OptunaCodec", "optuna_codec", "to_optuna", "to_pyglove"]
 
 _INIT_STEP = (1 << 64) - 1  # the init key's step: no trial number reaches it
 _PLAIN = (type(None), bool, int, float, str)
+_MAX_PENDING = 10_000  # proposals a PyGlove generator remembers until their feedback
 
 
 def _fresh_seed() -> int:
@@ -460,6 +461,10 @@ def _generator_class() -> type:
             super()._on_bound()
             self._space: Space | None = None
             self._state: Any = None
+            # Proposals awaiting feedback: id -> (pg DNA, its numbers, pliant DNA). pg.sample
+            # feeds back the very object proposed, so feedback skips the conversion (and
+            # PyGlove's validation of it), a third of this route's own cost.
+            self._proposed: dict[int, tuple[Any, list, DNA]] = {}
 
         @property
         def multi_objective(self) -> bool:
@@ -482,6 +487,7 @@ def _generator_class() -> type:
 
             self._space = from_dna_spec(self.dna_spec)
             self._state = self.algorithm.init(self._space, step_key(self.seed, _INIT_STEP))
+            self._proposed = {}
 
         def _key(self, i: int) -> int:
             return step_key(self.seed, i)
@@ -491,11 +497,18 @@ def _generator_class() -> type:
 
             space = self.space
             dna, self._state = self.algorithm.propose(self._state, self._key(self.num_proposals))
-            return to_pg_dna(space, dna, spec=self.dna_spec)
+            pg_dna = to_pg_dna(space, dna, spec=self.dna_spec)
+            if len(self._proposed) >= _MAX_PENDING:  # proposals never fed back: drop the oldest
+                self._proposed.pop(next(iter(self._proposed)))
+            self._proposed[id(pg_dna)] = (pg_dna, pg_dna.to_numbers(), dna)
+            return pg_dna
 
         def _to_dna(self, pg_dna: Any) -> DNA:
             from pliant.spaces.pyglove import from_pg_dna
 
+            hit = self._proposed.pop(id(pg_dna), None)
+            if hit is not None and hit[0] is pg_dna and hit[1] == pg_dna.to_numbers():
+                return hit[2]
             return from_pg_dna(self.space, pg_dna)
 
         def _feedback(self, dna: Any, reward: Any) -> None:
