@@ -27,10 +27,11 @@ def _model_class() -> Any:
             activation: str,
             dropout: float,
             num_classes: int = 10,
+            inputs: int = 64,
             *,
             rngs: nnx.Rngs,
         ):
-            sizes = [64, *hidden]
+            sizes = [inputs, *hidden]
             pairs = itertools.pairwise(sizes)
             self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in pairs])
             self.head = nnx.Linear(sizes[-1], num_classes, rngs=rngs)
