@@ -337,9 +337,11 @@ class Stopper:
             mine[step] = number
             if self.policy is None:
                 return None
-            snapshot = {t: dict(v) for t, v in self.reports.items() if t != trial_id}
-        report = Report(trial_id, step, previous, number, self.maximize, _history(snapshot))
-        return self.policy.decide(report)
+            # Decided under the lock (policies are quick): other workers' reports stay put.
+            history = _history(self.reports, trial_id)
+            return self.policy.decide(
+                Report(trial_id, step, previous, number, self.maximize, history)
+            )
 
     def reports_of(self, trial_id: int) -> list[list[float]]:
         """The trial's reports as ``[[step, value], ...]``."""
@@ -347,10 +349,15 @@ class Stopper:
             return [[s, v] for s, v in sorted(self.reports.get(trial_id, {}).items())]
 
 
-def _history(snapshot: dict[int, dict[int, float]]) -> Callable[[int], list[float]]:
+def _history(reports: dict[int, dict[int, float]], exclude: int) -> Callable[[int], list[float]]:
     def at(gate: int) -> list[float]:
         out = []
-        for steps in snapshot.values():
+        for trial_id, steps in reports.items():
+            if trial_id == exclude:
+                continue
+            if gate in steps:
+                out.append(steps[gate])
+                continue
             past = [s for s in steps if s >= gate]
             if past:
                 out.append(steps[min(past)])

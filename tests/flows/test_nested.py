@@ -244,3 +244,28 @@ def test_sigkill_inside_an_inner_study_then_resume_both_levels(tmp_path):
     reference = str(tmp_path / "reference.db")
     runpy.run_path(str(script))["main"](reference)
     assert _all_trials(db) == _all_trials(reference)
+
+
+def test_nested_store_with_stopped_trials_round_trips_through_json(tmp_path):
+    path = str(tmp_path / "nested.db")
+
+    def inner_eval(v, trial):
+        for step in range(3):
+            trial.report(step, float(v["a"] * (step + 1)))
+        return float(v["a"] * 3)
+
+    def outer(hw, trial):
+        inner = trial.search(
+            INNER, inner_eval, pl.algorithms.grid(), 6, stopping=pl.flows.stop_below({1: 1.0})
+        )
+        return inner.best.reward
+
+    pl.search(OUTER, outer, pl.algorithms.grid(), 2, store=path, study="hw")
+    statuses = {r.status for r in pl.load_result(path, "hw/0").records}
+    assert statuses == {"complete", "stopped"}
+    copy = open_store(str(tmp_path / "copy.db"))
+    copy.import_json(open_store(path, readonly=True).export_json())
+    assert copy.studies() == ["hw", "hw/0", "hw/1"]
+    for study in copy.studies():
+        assert copy.trials(study) == open_store(path, readonly=True).trials(study)
+    assert [r.link for r in copy.trials("hw")] == ["hw/0", "hw/1"]
