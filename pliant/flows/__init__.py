@@ -3,6 +3,7 @@
 See ``pliant/flows/README.md`` for the guarantees (what a store records, how resume works).
 """
 
+from pliant.flows.backends import Backend, ProcessBackend, RayBackend, ThreadBackend
 from pliant.flows.context import StopSearch, TrialContext, TrialStopped, current_trial
 from pliant.flows.partial import Partial, by_name, by_path, partial, tagged
 from pliant.flows.result import Result, load_result
@@ -22,15 +23,19 @@ from pliant.flows.store import Store, StoreError, TrialRecord, open_store
 from pliant.flows.study import Objective, StudyEngine, Trial
 
 __all__ = [
+    "Backend",
     "Feedback",
     "Objective",
     "Partial",
+    "ProcessBackend",
+    "RayBackend",
     "Result",
     "StopSearch",
     "StoppingPolicy",
     "Store",
     "StoreError",
     "StudyEngine",
+    "ThreadBackend",
     "Trial",
     "TrialContext",
     "TrialRecord",

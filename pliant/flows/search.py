@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pliant.algorithms.base import Algorithm
+from pliant.flows.backends import resolve_backend, run_trials
 from pliant.flows.context import Outcome, SearchControl
 from pliant.flows.partial import partial_of
 from pliant.flows.result import Result
@@ -91,6 +92,8 @@ def search(
     timeout: float | None = None,
     progress: bool | None = None,
     on_interrupted: str = "rerun",
+    backend: Any = "threads",
+    retries: int = 1,
     stopping: Any = None,
     where: Any = None,
 ) -> Result:
@@ -120,6 +123,12 @@ def search(
         progress: show a progress bar (default: when stderr is a terminal).
         on_interrupted: what to do with trials that were running when a previous process died:
             ``'rerun'`` them with the same DNA (default), or ``'fail'`` them and propose anew.
+        backend: where trials run: ``'threads'`` (default), ``'processes'`` (local worker
+            processes; evaluate and each example are sent in memory with cloudpickle) or
+            ``'ray'`` (Ray tasks; ``pl.flows.RayBackend(address=..., num_gpus=...)`` for a
+            cluster or per-trial resources). Off threads, evaluate takes the example only.
+        retries: how often a trial whose worker died (process killed, Ray worker crashed) is
+            re-run with the same DNA; each failed attempt is recorded with its reason.
         stopping: an early-stopping policy (``pl.flows.median_stopping()``, ...) applied to what
             trials report with ``trial.report(step, value)``; a stopped trial is recorded as
             ``'stopped'`` (see ``pliant/flows/stopping.py`` for how it is fed back).
@@ -156,6 +165,11 @@ def search(
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     if on_interrupted not in ("rerun", "fail"):
         raise ValueError(f"on_interrupted must be 'rerun' or 'fail', got {on_interrupted!r}")
+    if type(retries) is not int or retries < 0:
+        raise ValueError(f"retries must be a non-negative int, got {retries!r}")
+    runner = resolve_backend(backend)
+    if runner is not None and stopping is not None:
+        raise ValueError(f"stopping needs backend='threads' for now, got backend={backend!r}")
     if not callable(evaluate):
         raise TypeError(f"evaluate must be a function example -> reward, got {evaluate!r}")
     # dedup(evolution) ranked above plain evolution at 100 and 300 trials on the tabular
@@ -210,7 +224,9 @@ def search(
         )
 
     try:
-        if workers == 1 and timeout is None:
+        if runner is not None:
+            run_trials(runner, engine, evaluate, next_trial, record, workers, timeout, retries)
+        elif workers == 1 and timeout is None:
             while (trial := next_trial()) is not None:
                 start = time.perf_counter()
                 kind, value = _call(run, trial)

@@ -131,6 +131,10 @@ class SymDict(Mapping[str, Any]):
     def __repr__(self) -> str:
         return "{" + ", ".join(f"{k!r}: {v!r}" for k, v in self._data.items()) + "}"
 
+    def __reduce__(self) -> tuple:
+        # Pickling (used only to send values to worker processes and Ray, never to store them).
+        return (SymDict, (self._data,))
+
     def __copy__(self) -> SymDict:
         return self
 
@@ -337,6 +341,10 @@ class Node:
             h = hash((type(self), self._spec.fn, frozenset(self._args.items())))
             object.__setattr__(self, "_hash", h)
         return h
+
+    def __reduce__(self) -> tuple:
+        # Pickling (used only to send values to worker processes and Ray, never to store them).
+        return (make_node, (self._spec, self._args, type(self), self._concrete))
 
     def __copy__(self) -> Node:
         return self
