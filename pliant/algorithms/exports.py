@@ -35,12 +35,16 @@ import math
 import os
 import threading
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from pliant.algorithms.base import Algorithm, step_key
 from pliant.spaces.dna import DNA, Slot, Space
+
+if TYPE_CHECKING:
+    import optuna
+    import pyglove as pg
 
 __all__ = ["OptunaCodec", "optuna_codec", "to_optuna", "to_pyglove"]
 
@@ -209,8 +213,8 @@ def to_optuna(
     algorithm: Algorithm,
     *,
     seed: int | None = None,
-    independent_sampler: Any = None,
-) -> Any:
+    independent_sampler: optuna.samplers.BaseSampler | None = None,
+) -> optuna.samplers.BaseSampler:
     """A pliant algorithm as an Optuna sampler (``optuna.samplers.BaseSampler``).
 
     Optuna's spaces are define-by-run, so the algorithm searches the *relative* search space:
@@ -301,6 +305,16 @@ def _sampler_class() -> type:
 
         def __str__(self) -> str:
             return f"PliantSampler({self._algorithm.name})"
+
+        # Copies (copy.deepcopy) leave the lock and the live state behind: the state is rebuilt
+        # from the study's trials on the next relative proposal.
+        def __getstate__(self) -> dict[str, Any]:
+            return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_run")}
+
+        def __setstate__(self, state: dict[str, Any]) -> None:
+            self.__dict__.update(state)
+            self._lock = threading.Lock()
+            self._run = None
 
         @property
         def algorithm(self) -> Algorithm:
@@ -403,7 +417,7 @@ def __getattr__(name: str) -> Any:
 # PyGlove generator
 
 
-def to_pyglove(algorithm: Algorithm, seed: int | None = 0) -> Any:
+def to_pyglove(algorithm: Algorithm, seed: int | None = 0) -> pg.DNAGenerator:
     """A pliant algorithm as a PyGlove ``pg.DNAGenerator``, for ``pg.sample(space, generator)``.
 
     ``setup(dna_spec)`` converts PyGlove's DNASpec to a pliant Space

@@ -89,17 +89,19 @@ class TestPredictorOptunaSuite(
 # ---------------------------------------------------------------------------------------------
 # Our own checks: the codec, what reaches the algorithm, seeds, resume, parallel workers
 
-DISTRIBUTIONS = [
-    FloatDistribution(-1.0, 2.0),
-    FloatDistribution(1e-7, 1.0, log=True),
-    FloatDistribution(-10.2, 10.2, step=0.1),
-    FloatDistribution(0.0, 1.0, step=0.3),  # high adjusted to 0.9 by Optuna
-    IntDistribution(-10, 10),
-    IntDistribution(1, 100, log=True),
-    IntDistribution(-10, 7, step=3),
-    CategoricalDistribution([None, True, 2, 2.5, "x"]),
-    CategoricalDistribution([(1, 2), "y"]),  # a choice pliant keeps by index only
-]
+with warnings.catch_warnings():  # Optuna warns about the adjusted highs and the tuple choice
+    warnings.simplefilter("ignore", UserWarning)
+    DISTRIBUTIONS = [
+        FloatDistribution(-1.0, 2.0),
+        FloatDistribution(1e-7, 1.0, log=True),
+        FloatDistribution(-10.2, 10.2, step=0.1),
+        FloatDistribution(0.0, 1.0, step=0.3),  # high adjusted to 0.9 by Optuna
+        IntDistribution(-10, 10),
+        IntDistribution(1, 100, log=True),
+        IntDistribution(-10, 7, step=3),
+        CategoricalDistribution([None, True, 2, 2.5, "x"]),
+        CategoricalDistribution([(1, 2), "y"]),  # a choice pliant keeps by index only
+    ]
 
 
 def _recording(algo: A.Algorithm, log: list) -> A.Algorithm:
@@ -313,3 +315,24 @@ def test_the_sampler_searches_better_than_random_on_a_discrete_toy():
                 study.optimize(objective, n_trials=60)
             best[name].append(study.best_value)
     assert np.median(best["evolution"]) < np.median(best["random"])
+
+
+def test_a_copied_sampler_rebuilds_its_state_from_the_study():
+    import copy
+
+    from pliant.algorithms import exports
+
+    sampler = A.to_optuna(_evolution(), seed=2)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), 12)
+    twin = copy.deepcopy(sampler)
+    assert isinstance(twin, exports.PliantSampler) and twin.state is None
+    trial = optuna.trial.create_trial(state=TrialState.RUNNING)
+    trial.number = 12
+    search_space = sampler.infer_relative_search_space(study, trial)
+    assert twin.sample_relative(study, trial, search_space) == sampler.sample_relative(
+        study, trial, search_space
+    )
+    assert str(sampler) == "PliantSampler(regularized_evolution)"
+    with pytest.raises(AttributeError, match="no attribute 'PliantThing'"):
+        exports.PliantThing  # noqa: B018
