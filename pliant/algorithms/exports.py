@@ -280,7 +280,7 @@ def to_optuna(
 def _sampler_class() -> type:
     import optuna
     from optuna.samplers import BaseSampler
-    from optuna.search_space import intersection_search_space
+    from optuna.search_space import IntersectionSearchSpace
     from optuna.study import StudyDirection
     from optuna.trial import TrialState
 
@@ -302,6 +302,9 @@ def _sampler_class() -> type:
             self._independent = independent_sampler
             self._lock = threading.Lock()
             self._run: _Run | None = None
+            # Per study: Optuna's incremental intersection (it only reads trials added since
+            # the last call; recomputing it from all trials cost O(trials) per trial).
+            self._spaces: dict[tuple, Any] = {}
 
         def __str__(self) -> str:
             return f"PliantSampler({self._algorithm.name})"
@@ -309,12 +312,14 @@ def _sampler_class() -> type:
         # Copies (copy.deepcopy) leave the lock and the live state behind: the state is rebuilt
         # from the study's trials on the next relative proposal.
         def __getstate__(self) -> dict[str, Any]:
-            return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_run")}
+            skip = ("_lock", "_run", "_spaces")
+            return {k: v for k, v in self.__dict__.items() if k not in skip}
 
         def __setstate__(self, state: dict[str, Any]) -> None:
             self.__dict__.update(state)
             self._lock = threading.Lock()
             self._run = None
+            self._spaces = {}
 
         @property
         def algorithm(self) -> Algorithm:
@@ -341,8 +346,11 @@ def _sampler_class() -> type:
 
         def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
             self._check(study)
-            trials = study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            space = intersection_search_space(trials)
+            with self._lock:
+                where = (id(study._storage), study._study_id)
+                if where not in self._spaces:
+                    self._spaces[where] = IntersectionSearchSpace()
+                space = self._spaces[where].calculate(study)
             return {k: v for k, v in sorted(space.items()) if not v.single()}
 
         def sample_relative(
