@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -204,6 +205,7 @@ class PliantSearcher(_Searcher):  # type: ignore[misc,valid-type]
             "tune_id": trial_id,
             "dna": dna.to_list(),
             "reports": self._reports.pop(trial_id, []),
+            "finished_at": time.time(),
         }
         value = None if result is None else result.get(self._metric)
         if error:
@@ -281,7 +283,7 @@ class PliantSearcher(_Searcher):  # type: ignore[misc,valid-type]
 
     # -- views -----------------------------------------------------------------------------
     def trials(self) -> list[dict[str, Any]]:
-        """Finished trials in the order they finished: id, tune_id, dna, status, value."""
+        """Finished trials in the order they finished: id, tune_id, dna, status, value, time."""
         return [dict(t) for t in self._trials]
 
     def best(self) -> dict[str, Any] | None:
