@@ -25,6 +25,7 @@ from pliant.nn.latency_table import (
     prediction_quality,
     terms_by_prefix,
 )
+from pliant.nn.supernet import Supernet, extract, supernet
 from pliant.nn.tunas import SearchResult, supernet_accuracy, weight_sharing_search
 
 __all__: list[str] = [
@@ -32,9 +33,11 @@ __all__: list[str] = [
     "LatencyTable",
     "PredictionQuality",
     "SearchResult",
+    "Supernet",
     "Target",
     "Term",
     "XlaCost",
+    "extract",
     "fit_table",
     "measure_latency",
     "measure_table",
@@ -43,6 +46,7 @@ __all__: list[str] = [
     "param_count",
     "predict",
     "prediction_quality",
+    "supernet",
     "supernet_accuracy",
     "target_constraints",
     "terms_by_prefix",
