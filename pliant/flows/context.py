@@ -1,10 +1,11 @@
 """The trial handle that ``pl.search`` gives an evaluate function, and nested searches.
 
 An evaluate function receives the handle as its second argument when it takes one
-(``def evaluate(example, trial)``); ``evaluate(example)`` keeps working, and such a function can
-still reach the handle with :func:`current_trial`. Through the handle a trial reports
-intermediate values (and is stopped early by the search's policy), skips itself, ends the whole
-search, or runs an inner search in the same store under a study named after it::
+(``def evaluate(example, trial)``: a second positional parameter without a default, or one
+named ``trial``); ``evaluate(example)`` and ``evaluate(example, epochs=10)`` keep being called
+with the example only, and reach the handle with :func:`current_trial`. Through the handle a
+trial reports intermediate values (and is stopped early by the search's policy), skips itself,
+ends the whole search, or runs an inner search in the same store under a study named after it::
 
     def evaluate(hw, trial):
         inner = trial.search(arch_space(hw), train_and_score, budget=20)
@@ -245,7 +246,12 @@ def _takes_trial(evaluate: Callable[..., Any]) -> bool:
         for p in params
         if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     ]
-    return len(positional) >= 2
+    # A second parameter with a default (``evaluate(example, epochs=10)``) is the user's own,
+    # unless it is called ``trial``: such functions keep being called with the example only.
+    if len(positional) < 2:
+        return False
+    second = positional[1]
+    return second.default is inspect.Parameter.empty or second.name == "trial"
 
 
 class SearchControl:

@@ -277,7 +277,27 @@ def test_sample_report_stops_and_records(tmp_path):
 
 def test_sample_feedback_after_a_stop_raises():
     loop = pl.sample(SPACE, pl.algorithms.grid(), 2, stopping=pl.flows.stop_below({0: 10.0}))
-    example, feedback = next(loop)
+    _, feedback = next(loop)
     assert feedback.report(0, 1.0) is True
     with pytest.raises(RuntimeError, match="already has its outcome"):
         feedback(1.0)
+
+
+def test_the_handle_goes_only_to_a_second_parameter_meant_for_it():
+    got = {}
+
+    def own_default(v, epochs=3):
+        got["own"] = epochs
+        return 1.0
+
+    def named(v, trial=None):
+        got["named"] = trial.id
+        return 1.0
+
+    def required(v, handle):
+        got["required"] = handle.study
+        return 1.0
+
+    for fn in (own_default, named, required):
+        assert pl.search(SPACE, fn, pl.algorithms.random(), 1).records[0].status == "complete"
+    assert got == {"own": 3, "named": 0, "required": "default"}

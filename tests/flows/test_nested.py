@@ -269,3 +269,22 @@ def test_nested_store_with_stopped_trials_round_trips_through_json(tmp_path):
     for study in copy.studies():
         assert copy.trials(study) == open_store(path, readonly=True).trials(study)
     assert [r.link for r in copy.trials("hw")] == ["hw/0", "hw/1"]
+
+
+@pytest.mark.slow
+def test_nested_hil_example_runs_and_resumes(tmp_path, capsys):
+    pytest.importorskip("flax")
+    pytest.importorskip("sklearn")
+    example = os.path.join(
+        os.path.dirname(__file__), "..", "..", "examples", "nested_hil_search.py"
+    )
+    main = runpy.run_path(example)["main"]
+    db = str(tmp_path / "hil.db")
+    assert main(["--store", db, "--inner-budget", "1", "--epochs", "1"]) == 0
+    first = capsys.readouterr().out
+    assert sum(line.startswith("outer ") for line in first.splitlines()) == 6
+    assert "best outer trial" in first
+    assert open_store(db, readonly=True).studies() == ["hil"] + [f"hil/{i}" for i in range(6)]
+    assert main(["--store", db, "--inner-budget", "1", "--epochs", "1"]) == 0
+    again = capsys.readouterr().out
+    assert not any(line.startswith("outer ") for line in again.splitlines())  # nothing re-run
