@@ -143,7 +143,7 @@ def main() -> None:
     args = parser.parse_args()
     repeats = 1 if args.quick else args.repeats
     n_noop, n_sleep = (30, 8) if args.quick else (100, 12)
-    tune_noop = 8 if args.quick else 16  # Tune's default spends over a second per trial
+    tune_noop = 8 if args.quick else 10  # Tune's default spends seconds per trial
 
     import ray
 

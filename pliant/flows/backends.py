@@ -561,8 +561,14 @@ def run_trials(
     the only writer), kills attempts that exceed ``timeout``, and re-runs a trial whose worker
     died up to ``retries`` times (each failed attempt recorded first).
     """
+    from pliant.flows.context import _takes_trial
     from pliant.flows.search import _outcome
 
+    if _takes_trial(evaluate):
+        raise ValueError(
+            f"evaluate takes a trial handle (example, trial); the {backend.name} backend passes "
+            f"the example only for now: use backend='threads', or evaluate(example)"
+        )
     metric = engine.objectives[0].metric
     session = backend.open(evaluate, workers)
     running: dict[int, Trial] = {}
@@ -574,7 +580,11 @@ def run_trials(
                 trial = again.pop(0) if again else next_trial()
                 if trial is None:
                     break
-                session.submit(trial)
+                try:
+                    session.submit(trial)
+                except TypeError as e:  # its example cannot be sent: the trial fails
+                    record(trial, "error", str(e), 0.0)
+                    continue
                 running[trial.id] = trial
             if not running:
                 break

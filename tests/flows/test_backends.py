@@ -162,6 +162,20 @@ def test_timeout_kills_the_worker_process():
     assert not mp.active_children()
 
 
+def test_an_example_that_cannot_travel_fails_its_trial():
+    lock = threading.Lock()
+
+    def config(h):
+        return h.oneof("w", [1, 2]), lock
+
+    # The example of a traced function replays it: it closes over the lock.
+    result = pl.search(
+        pl.trace(config), lambda ex: ex()[0], pl.algorithms.random(), budget=2, backend="processes"
+    )
+    assert [r.status for r in result.records] == ["failed", "failed"]
+    assert all("cannot be sent to a worker process" in r.error for r in result.records)
+
+
 def test_raising_evaluate_is_a_failure_not_a_crash():
     def bad(v):
         raise ValueError(f"no good: {v['w']}")
@@ -181,6 +195,8 @@ def test_bad_backends_and_unpicklable_evaluate():
     lock = threading.Lock()
     with pytest.raises(TypeError, match="cannot be sent to a worker process"):
         pl.search(SPACE, lambda v: lock and 1.0, budget=1, backend="processes")
+    with pytest.raises(ValueError, match="trial handle"):
+        pl.search(SPACE, lambda v, trial: 1.0, budget=1, backend="processes")
     assert resolve_backend(ThreadBackend()) is None and resolve_backend("threads") is None
     with pytest.raises(ValueError, match="num_gpus"):
         RayBackend(num_gpus=-1)
