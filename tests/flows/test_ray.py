@@ -175,6 +175,36 @@ def test_tune_searcher_errors_not_now_finished_and_json_round_trip(tmp_path):
         PliantSearcher({"example": pl.oneof([1, 2])}, metric="m").suggest("x")
 
 
+CLIENT = textwrap.dedent(
+    """
+    import sys
+    import pliant as pl
+    from pliant.flows.backends import RayBackend
+    backend = RayBackend(address=sys.argv[1], init_kwargs={"log_to_driver": False})
+    r = pl.search({"w": pl.oneof([1, 2, 3])}, lambda v: v["w"], pl.algorithms.random(),
+                  budget=4, workers=2, backend=backend)
+    import ray
+    print("RESULT", [x.status for x in r.records], ray.is_initialized())
+    """
+)
+
+
+def test_existing_cluster_by_address_is_left_running(local_ray):
+    address = local_ray.get_runtime_context().gcs_address
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    out = subprocess.run(
+        [sys.executable, "-c", CLIENT, address],
+        env={**env, "JAX_PLATFORMS": "cpu"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "RESULT ['complete', 'complete', 'complete', 'complete'] False" in out.stdout
+    # The client disconnected; the cluster it used still runs tasks.
+    assert local_ray.get(local_ray.remote(lambda: 7).remote()) == 7
+
+
 FRESH = textwrap.dedent(
     """
     import os, sys
