@@ -136,3 +136,44 @@ def test_errors(digits: tuple) -> None:
         weight_sharing_search(SPACE, (train[0], train[0][:, 0]), val, net=net)
     with pytest.raises(ValueError, match="a bare Space has no layers"):
         weight_sharing_search(SPACE, train, val)
+
+
+def test_search_over_a_symbolic_space_with_the_supernet(digits: tuple) -> None:
+    import pliant as pl
+    from pliant.spaces.library import mlp_space
+
+    train, val = digits
+    value = mlp_space(D_IN, CLASSES, widths=(8, 32), num_layers=(1, 2))
+    space = pl.space(value)
+    widths = jnp.asarray((8.0, 32.0))
+
+    def cost(dna: DNA) -> jax.Array:  # first hidden layer's units (either depth)
+        return jnp.where(dna.index[0] == 0, widths[dna.index[1]], widths[dna.index[2]])
+
+    result = weight_sharing_search(
+        value, train, val, cost=cost, target=8.0, steps=120, log_every=60
+    )
+    assert result.value == pl.materialize(value, result.dna)
+    assert result.value.build(rngs=nnx.Rngs(0)).layers[0].out_features == 8
+    assert result.cost == 8.0 and result.dna.space == space
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+
+
+def test_faithful_preset_runs_on_the_same_code_path(digits: tuple) -> None:
+    train, val = digits
+    result = weight_sharing_search(
+        SPACE,
+        train,
+        val,
+        net=MaskedMLP(nnx.Rngs(0)),
+        cost=params,
+        target=2500.0,
+        preset="faithful",
+        batch_size=32,
+        steps=20,
+        log_every=10,
+    )
+    assert [h["step"] for h in result.history] == [10, 20]
+    assert all(np.isfinite(h["loss"]) for h in result.history)
+    # lr0 = 3e-4 * 32 / 256 during a 25 % delay: 5 controller updates at rate 0, then tiny ones.
+    assert result.history[0]["entropy"] == pytest.approx(2 * np.log(4), abs=1e-3)
