@@ -301,3 +301,34 @@ def test_the_handle_goes_only_to_a_second_parameter_meant_for_it():
     for fn in (own_default, named, required):
         assert pl.search(SPACE, fn, pl.algorithms.random(), 1).records[0].status == "complete"
     assert got == {"own": 3, "named": 0, "required": "default"}
+
+
+def test_report_and_record_errors(tmp_path):
+    engine = pl.flows.StudyEngine(SPACE, pl.algorithms.random(), store=str(tmp_path / "s.db"))
+    stopper = st.Stopper(engine, None)
+    with pytest.raises(ValueError, match="step must be a non-negative int"):
+        stopper.report(0, -1, 1.0)
+    with pytest.raises(ValueError, match="step must be a non-negative int"):
+        stopper.report(0, "3", 1.0)
+    with pytest.raises(ValueError, match="value must be a number"):
+        stopper.report(0, 1, "high")
+    trial = engine.propose()
+    assert engine.stop(trial, 0.5, {"reports": [[0, 0.5]]}, "why") == "stopped"
+    with pytest.raises(ValueError, match="not waiting for an outcome"):
+        engine.stop(trial, 0.5, {}, "again")
+    with pytest.raises(KeyError, match="no trial 9"):
+        engine.store.set_link("default", 9, "default/9")
+    loop = pl.sample(SPACE, pl.algorithms.random(), 2, stopping=pl.flows.stop_below({0: 10.0}))
+    _, feedback = next(loop)
+    feedback(1.0)
+    with pytest.raises(RuntimeError, match="already has its outcome"):
+        feedback.report(0, 1.0)
+    in_memory = pl.search(
+        SPACE,
+        lambda v, trial: trial.search(SPACE, lambda u: 1.0, budget=1).best.reward,
+        pl.algorithms.random(),
+        1,
+    )
+    assert in_memory.records[0].link == "default/0"
+    with pytest.raises(ValueError, match="has no store"):
+        in_memory.inner(0)
