@@ -260,7 +260,10 @@ def to_optuna(
         An ``optuna.samplers.BaseSampler``.
 
     Raises:
-        TypeError: if ``algorithm`` is not a pliant Algorithm.
+        TypeError: if ``algorithm`` is not a pliant Algorithm, or ``independent_sampler`` not
+            an Optuna sampler.
+        ValueError: (when sampling) for a multi-objective study and a single-objective
+            algorithm.
 
     Example:
         >>> import optuna, pliant as pl
