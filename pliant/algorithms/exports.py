@@ -428,7 +428,7 @@ def __getattr__(name: str) -> Any:
 # PyGlove generator
 
 
-def to_pyglove(algorithm: Algorithm, seed: int | None = 0) -> pg.DNAGenerator:
+def to_pyglove(algorithm: Algorithm, seed: int | None = None) -> pg.DNAGenerator:
     """A pliant algorithm as a PyGlove ``pg.DNAGenerator``, for ``pg.sample(space, generator)``.
 
     ``setup(dna_spec)`` converts PyGlove's DNASpec to a pliant Space
@@ -445,7 +445,7 @@ def to_pyglove(algorithm: Algorithm, seed: int | None = 0) -> pg.DNAGenerator:
     Args:
         algorithm: a pliant :class:`~pliant.algorithms.base.Algorithm`; a multi-objective one
             makes a multi-objective generator (rewards are tuples).
-        seed: seed of the proposals; None draws one.
+        seed: seed of the proposals; None (the default, as in PyGlove) draws one.
 
     Returns:
         A ``pg.DNAGenerator`` (a ``PliantGenerator``).

@@ -133,6 +133,7 @@ def test_bad_inputs_are_clear_errors():
     with pytest.raises(TypeError, match="pliant Algorithm"):
         A.to_pyglove(pg.evolution.regularized_evolution())
     gen = A.to_pyglove(A.random())
+    assert gen.seed != A.to_pyglove(A.random()).seed  # None draws a seed, as PyGlove does
     with pytest.raises(ValueError, match="setup"):
         gen.propose()
     gen.setup(pg.dna_spec(pg.Dict(x=pg.oneof([1, 2]))))
