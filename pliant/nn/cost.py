@@ -28,6 +28,7 @@ __all__ = [
     "Target",
     "XlaCost",
     "measure_latency",
+    "measure_op_latency",
     "measure_targets",
     "normalized_cost",
     "param_count",
@@ -245,6 +246,146 @@ def measure_latency(
         compile_s=compile_s,
         times=tuple(times),
     )
+
+
+def measure_op_latency(
+    fn: Any,
+    *args: Any,
+    input_shape: Sequence[int] | None = None,
+    batch_size: int = 1,
+    dtype: Any = "float32",
+    device: Any = None,
+    loops: tuple[int, int] = (1, 11),
+    warmup: int = 2,
+    runs: int = 10,
+) -> Latency:
+    """Latency of one op (a layer) without the cost of calling into the device.
+
+    Per-op tables sum many entries, but a model runs as one call: timing each layer as its own
+    call would add one dispatch overhead per layer. Here the layer runs ``n`` times in a loop
+    inside one compiled call (the loop count is an argument, so it compiles once); the two
+    loop counts of ``loops`` are timed and the difference of their medians divided by the
+    difference of the counts is the per-run cost, less the same slope of an empty loop (the
+    loop's own cost per iteration). Optimization barriers tie each iteration's inputs and
+    output to the loop carry, so XLA can neither hoist the op out of the loop nor drop it,
+    without adding work to it.
+
+    Args:
+        fn, args, input_shape, batch_size, dtype, device: As in `measure_latency`.
+        loops: Two loop counts ``(n1, n2)``, ``n2 > n1 >= 1``.
+        warmup: Untimed calls per loop count.
+        runs: Timed calls per loop count.
+
+    Returns:
+        A `Latency` per run of the op: ``median`` is the slope of the medians; ``p10``/``p90``
+        the slopes of those percentiles; ``times`` the per-call samples at ``n2`` divided by
+        ``n2``.
+
+    Raises:
+        ValueError: for loop counts that are not ``n2 > n1 >= 1``, or as in `measure_latency`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> lat = measure_op_latency(lambda x: jnp.tanh(x @ x), jnp.ones((64, 64)), runs=3)
+        >>> lat.median > 0
+        True
+    """
+    import jax
+    import jax.numpy as jnp
+
+    if not (
+        isinstance(loops, tuple)
+        and len(loops) == 2
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in loops)
+        and 1 <= loops[0] < loops[1]
+    ):
+        raise ValueError(f"loops must be two ints (n1, n2) with n2 > n1 >= 1, got {loops!r}.")
+    _check_count("warmup", warmup, 0)
+    _check_count("runs", runs, 1)
+    call, lead = _as_function(fn, None if input_shape is None else dtype)
+    inputs = lead + _inputs(args, input_shape, batch_size, dtype)
+    if device is not None:
+        inputs = jax.device_put(inputs, device)
+    barrier = jax.lax.optimization_barrier
+
+    def looped(n: Any, *inputs: Any) -> Any:
+        def body(_: Any, carry: Any) -> Any:
+            # The barriers tie the inputs to the loop carry (so the op cannot be hoisted out
+            # of the loop) and the carry to the output (so it cannot be dropped), at no
+            # runtime cost; reading one element keeps the output alive.
+            ins, carry = barrier((inputs, carry))
+            out, carry = barrier((call(*ins), carry))
+            first = jax.tree.leaves(out)[0].reshape(-1)[0]
+            return carry + (first != first).astype(jnp.int32)
+
+        return jax.lax.fori_loop(0, n, body, jnp.zeros((), jnp.int32))
+
+    start = time.perf_counter()
+    compiled = jax.jit(looped).lower(jnp.asarray(loops[0], jnp.int32), *inputs).compile()
+    compile_s = time.perf_counter() - start
+    a, b = _time_loops(compiled, inputs, loops, warmup, runs, device)
+    # The loop itself costs something per iteration (on a GPU, the trip-count test goes
+    # through the host); an empty loop measured the same way is subtracted.
+    scalar = jnp.zeros((), jnp.int32) if device is None else jax.device_put(0, device)
+    e_a, e_b = _time_loops(_empty_loop(), (scalar,), loops, warmup, runs, device)
+    n1, n2 = loops
+
+    def slope(f: Callable[[np.ndarray], float]) -> float:
+        return float(max(0.0, ((f(b) - f(a)) - (f(e_b) - f(e_a))) / (n2 - n1)))
+
+    return Latency(
+        median=slope(np.median),
+        p10=slope(lambda t: float(np.percentile(t, 10))),
+        p90=slope(lambda t: float(np.percentile(t, 90))),
+        mean=slope(np.mean),
+        runs=runs,
+        compile_s=compile_s,
+        times=tuple(float(t) / n2 for t in b),
+    )
+
+
+def _time_loops(
+    compiled: Any,
+    inputs: tuple[Any, ...],
+    loops: tuple[int, int],
+    warmup: int,
+    runs: int,
+    device: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    import jax
+    import jax.numpy as jnp
+
+    out = []
+    clock = time.perf_counter
+    for n in loops:
+        n_arg = jnp.asarray(n, jnp.int32)
+        if device is not None:
+            n_arg = jax.device_put(n_arg, device)
+        for _ in range(warmup):
+            jax.block_until_ready(compiled(n_arg, *inputs))
+        times = []
+        for _ in range(runs):
+            t0 = clock()
+            jax.block_until_ready(compiled(n_arg, *inputs))
+            times.append(clock() - t0)
+        out.append(np.asarray(times))
+    return out[0], out[1]
+
+
+_EMPTY_LOOP: list[Any] = []
+
+
+def _empty_loop() -> Any:
+    """A jitted loop whose body does nothing but pass the carry through a barrier."""
+    if not _EMPTY_LOOP:
+        import jax
+
+        def loop(n: Any, carry: Any) -> Any:
+            body = lambda _, c: jax.lax.optimization_barrier(c) + 1
+            return jax.lax.fori_loop(0, n, body, carry)
+
+        _EMPTY_LOOP.append(jax.jit(loop))
+    return _EMPTY_LOOP[0]
 
 
 def xla_cost(

@@ -86,6 +86,20 @@ def test_measure_latency_blocks_on_the_result():
     assert lat.median > 5e-3
 
 
+def test_op_latency_leaves_out_the_call_overhead():
+    tiny = C.measure_latency(jnp.tanh, jnp.ones((4,)), runs=10)
+    tiny_op = C.measure_op_latency(jnp.tanh, jnp.ones((4,)), runs=10)
+    assert tiny_op.median < 0.5 * tiny.median  # a call costs tens of us; tanh of 4 floats, ns
+    # A heavy op: one run in a loop costs about what one call does. Single calls of ~1 ms on a
+    # busy 2-core machine range over 5x (p10 to p90), so the bound is a factor of 3.
+    conv = nnx.Conv(32, 64, (3, 3), rngs=nnx.Rngs(0))
+    kw = dict(input_shape=(16, 16, 32), batch_size=4, runs=15)
+    ratio = C.measure_op_latency(conv, **kw).median / C.measure_latency(conv, **kw).median
+    assert 1 / 3 < ratio < 3
+    with pytest.raises(ValueError, match="n2 > n1 >= 1"):
+        C.measure_op_latency(conv, input_shape=(16, 16, 32), loops=(3, 3))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
