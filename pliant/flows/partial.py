@@ -83,6 +83,14 @@ class Partial:
     """
 
     def __init__(self, value: Any, where: Any):
+        from pliant.spaces.tracing import Traced
+
+        if isinstance(value, Traced | Partial):
+            raise TypeError(
+                f"partial() takes a symbolic space value, got {type(value).__name__}; a traced "
+                f"(define-by-run) function decides its own placeholders: pass the outer decisions "
+                f"to it as arguments instead"
+            )
         self.value = freeze(value)
         keep = _as_where(where)
         holes: dict[KeyPath, Placeholder] = {}

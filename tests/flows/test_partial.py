@@ -105,5 +105,14 @@ def test_partial_errors():
     outer = pl.flows.partial(FULL, pl.flows.tagged("hw"))
     with pytest.raises(ValueError, match=r"already a pl\.flows\.partial"):
         pl.search(outer, lambda v: 1.0, budget=1, where=pl.flows.tagged("hw"))
+    with pytest.raises(TypeError, match="takes a symbolic space value"):
+        pl.flows.partial(outer, pl.flows.tagged("hw"))
+
+    @pl.trace
+    def traced(h):
+        return h.oneof("x", [1, 2])
+
+    with pytest.raises(TypeError, match="define-by-run"):
+        pl.flows.partial(traced, pl.flows.tagged("hw"))
     with pytest.raises(TypeError, match="cannot be built"):
         outer.masked["net"]["width"].build()
