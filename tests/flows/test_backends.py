@@ -226,3 +226,22 @@ def test_symbolic_values_pickle():
         back = pickle.loads(cloudpickle.dumps(value))
         assert back["b"] == value["b"] and back["a"][1] == 3
         assert back["a"][0].build() == value["a"][0].build()
+
+
+def slow_on_w4_fast_else(v):
+    if v["w"] == 4 and v["x"] == 0.0:
+        time.sleep(2.5)
+    return score(v)
+
+
+def test_feedback_is_asynchronous():
+    # One trial is slow; meanwhile the other worker's trials are recorded and new ones proposed.
+    space = {"w": pl.oneof([4, 1, 2, 3]), "x": pl.oneof([0.0, 0.5, 1.0])}
+    result = pl.search(
+        space, slow_on_w4_fast_else, pl.algorithms.grid(), budget=6, workers=2, backend="processes"
+    )
+    by_finish = sorted(result.records, key=lambda r: r.finished_at)
+    slow = [r for r in result.records if r.decisions == {"w": 4, "x": 0.0}]
+    assert len(slow) == 1 and by_finish[-1] == slow[0]
+    fast_before = [r for r in by_finish if r.finished_at < min(s.finished_at for s in slow)]
+    assert len(fast_before) >= 2  # proposed and finished while the slow trial ran
