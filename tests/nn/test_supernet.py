@@ -189,3 +189,17 @@ def test_switch_between_blocks_of_different_shapes_is_an_error():
         jax.eval_shape(
             lambda x, d: net(x, d), jnp.ones((1, 8, 8, 1)), pl.random_dna(pl.space(value), 0)
         )
+
+
+def test_int_and_nested_width_choices():
+    value = layers.MLP(5, [pl.intv(2, 6), pl.oneof([3, pl.oneof([4, 7])])], 2, activation="tanh")
+    space = pl.space(value)
+    net = pl.nn.supernet(value, rngs=nnx.Rngs(2))
+    assert [layer.out_features for layer in net.body.layers] == [6, 7]
+    x = jax.random.normal(jax.random.key(6), (3, 5))
+    dnas = covering_dnas(space)
+    assert_covers(space, dnas)
+    for dna in dnas:
+        child = pl.nn.extract(net, dna)
+        assert list(child.hidden) == list(pl.materialize(value, dna).hidden)
+        np.testing.assert_allclose(forward(net, x, dna), child(x), rtol=RTOL, atol=ATOL)
