@@ -228,8 +228,9 @@ def weight_sharing_search(
 
     Raises:
         ValueError: For an unknown strategy or preset, bad data, ``steps`` or ``log_every``
-            below 1, ``"tunas"`` with a controller that plans another number of steps or
-            whose delay is shorter than the warm-up, or a cost without a target.
+            below 1, a controller with another strategy, ``"tunas"`` with a controller that
+            plans another number of steps or whose delay is shorter than the warm-up, or a cost
+            without a target.
         TypeError: For a controller that is not from ``pl.algorithms.tunas``.
     """
     if strategy not in STRATEGIES:
@@ -240,6 +241,11 @@ def weight_sharing_search(
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"weight_sharing_search: {label} must be an int >= 1, got {v!r}")
     p = tunas_preset(preset, steps=steps, batch_size=batch_size)
+    if controller is not None and strategy != "tunas":
+        raise ValueError(
+            f"weight_sharing_search: strategy={strategy!r} samples children without a "
+            "controller; pass controller= only with strategy='tunas'"
+        )
     if cost is not None and target is None:
         raise ValueError("weight_sharing_search: a cost model needs a target T0 (target=...)")
     space, symbolic = _as_space(space_value)

@@ -125,6 +125,8 @@ def test_errors(digits: tuple) -> None:
         weight_sharing_search(
             SPACE, train, val, net=net, steps=10, controller=tunas(params, 100.0, steps=50)
         )
+    with pytest.raises(ValueError, match="pass controller= only with strategy='tunas'"):
+        weight_sharing_search(SPACE, train, val, net=net, strategy="spos", controller=tunas())
     short = tunas(params, 100.0, steps=10, delay=0.1, warmup=0.1)
     with pytest.raises(ValueError, match=r"delay \(0.1 of the steps\) must be at least"):
         weight_sharing_search(SPACE, train, val, net=net, steps=10, controller=short)
