@@ -330,8 +330,8 @@ def weight_sharing_search(
         return rows, None, cs
 
     def weight_loss(params: Any, rest: Any, x: Any, y: Any, rows: DNA) -> tuple[Any, Any]:
-        def child(i: int, rest: Any, teacher: Any) -> tuple[Any, Any, Any]:
-            logits, rest = apply(params, rest, x, rows[i])
+        def child(dna: DNA, rest: Any, teacher: Any) -> tuple[Any, Any, Any]:
+            logits, rest = apply(params, rest, x, dna)
             if teacher is None:
                 loss = _cross_entropy(logits, y, smoothing)
             else:
@@ -339,11 +339,20 @@ def weight_sharing_search(
             return loss, rest, logits
 
         k = rows.batch_shape[0]
-        loss, rest, first = child(0, rest, None)
+        loss, rest, first = child(rows[0], rest, None)
+        if k == 1:
+            return loss, rest
         teacher = jax.nn.softmax(jax.lax.stop_gradient(first)) if distill else None
-        for i in range(1, k):  # one DNA per call: never vmap over the supernet's switches
-            li, rest, _ = child(i, rest, teacher)
-            loss = loss + li
+
+        # One DNA per supernet call (never vmap over its switches); a scan compiles the
+        # supernet once for all the other children instead of once per child.
+        def body(carry: tuple, row: tuple) -> tuple[tuple, None]:
+            total, rest = carry
+            li, rest, _ = child(DNA(space, *row), rest, teacher)
+            return (total + li, rest), None
+
+        tail = (rows.index[1:], rows.value[1:], rows.active[1:])
+        (loss, rest), _ = jax.lax.scan(body, (loss, rest), tail)
         return loss / k, rest
 
     def expected(cs: Any, k: Any) -> tuple[Any, Any]:
