@@ -75,6 +75,9 @@ def test_tunas_search_end_to_end(digits: tuple, tmp_path) -> None:
     )
     assert [h["step"] for h in result.history] == [100, 200, 300, 400]
     assert seen == result.history
+    # The first 25 % of steps are the controller's delay (and the warm-up): still uniform.
+    first = result.history[0]["probabilities"]
+    assert all(np.allclose(p, 0.25, atol=1e-6) for p in first.values())
     assert result.history[-1]["val_accuracy"] > 0.8  # the shared weights learned digits
     # The controller's entropy falls as it concentrates (log 4 + log 4 at the start).
     assert result.history[-1]["entropy"] < result.history[0]["entropy"] < 2 * np.log(4) + 1e-3
