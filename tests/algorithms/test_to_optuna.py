@@ -336,3 +336,18 @@ def test_a_copied_sampler_rebuilds_its_state_from_the_study():
     assert str(sampler) == "PliantSampler(regularized_evolution)"
     with pytest.raises(AttributeError, match="no attribute 'PliantThing'"):
         exports.PliantThing  # noqa: B018
+
+
+def test_reinforce_learns_inside_optuna():
+    # Its full Optuna suite is slow (a compile per space); this keeps it in the default run.
+    log: list = []
+    sampler = A.to_optuna(_recording(A.reinforce(learning_rate=0.3), log), seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(
+        lambda t: (
+            float(t.suggest_categorical("op", ["a", "b", "c"]) == "c")
+            + float(t.suggest_int("n", 0, 3) == 3)
+        ),
+        n_trials=60,
+    )
+    assert len(log) == 59 and A.most_likely(sampler.state).to_dict() == {"n": 3, "op": "c"}
