@@ -12,7 +12,9 @@ searches HPOLib FCNet and NAS-Bench-Graph tables (``pliant.benchmarks``) three w
 
 With ``--routes ...,pyglove_native``, a fourth row runs PyGlove's own regularized evolution in
 ``pg.sample`` (``quality.py``'s ``pyglove_re_native``: another algorithm, population 100): a
-reference for how much of the ``pyglove`` route's overhead is ``pg.sample``'s own.
+reference for how much of the ``pyglove`` route's overhead is ``pg.sample``'s own; likewise
+``optuna_random`` runs ``study.optimize`` with Optuna's ``RandomSampler``: the floor of
+Optuna's own per-trial cost, next to the ``optuna`` route.
 
 The routes see the same decisions, but in different slot orders and encodings, and draw
 different keys, so runs differ seed by seed; the claim is that regret is equal within noise.
@@ -53,7 +55,7 @@ import quality
 import pliant as pl
 from pliant import benchmarks as B
 
-ROUTES = ("native", "optuna", "pyglove", "pyglove_native")
+ROUTES = ("native", "optuna", "pyglove", "pyglove_native", "optuna_random")
 DEFAULT_ROUTES = ROUTES[:3]
 DEFAULT_BENCHMARKS = (
     "fcnet/naval_propulsion",
@@ -72,7 +74,12 @@ def _algorithm(name: str) -> pl.algorithms.Algorithm:
 
 
 def _run_optuna(
-    algorithm: str, bench: B.TabularBenchmark, seed: int, budget: int, rng: Any
+    algorithm: str,
+    bench: B.TabularBenchmark,
+    seed: int,
+    budget: int,
+    rng: Any,
+    sampler: Any = None,
 ) -> tuple[list, list, quality._Clock]:
     import optuna
 
@@ -83,7 +90,7 @@ def _run_optuna(
     clock = quality._Clock()
     study = optuna.create_study(
         direction="maximize" if bench.direction == "max" else "minimize",
-        sampler=pl.algorithms.to_optuna(_algorithm(algorithm), seed=seed),
+        sampler=sampler or pl.algorithms.to_optuna(_algorithm(algorithm), seed=seed),
     )
 
     def objective(trial: Any) -> float:
@@ -131,8 +138,14 @@ def run_one(algorithm: str, route: str, benchmark: str, seed: int, budget: int) 
     else:
         bench = B.load(benchmark)
         rng = np.random.default_rng(seed)  # the FCNet repeats: the same stream as quality.py
-        runner = _run_optuna if route == "optuna" else _run_pyglove
-        points, observed, clock = runner(algorithm, bench, seed, budget, rng)
+        if route == "optuna_random":
+            import optuna
+
+            sampler = optuna.samplers.RandomSampler(seed=seed)
+            points, observed, clock = _run_optuna(algorithm, bench, seed, budget, rng, sampler)
+        else:
+            runner = _run_optuna if route == "optuna" else _run_pyglove
+            points, observed, clock = runner(algorithm, bench, seed, budget, rng)
         if len(points) != budget:
             raise RuntimeError(f"{route} on {benchmark}: {len(points)} evaluations")
         regret = {
