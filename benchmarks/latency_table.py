@@ -16,6 +16,9 @@ Two tables are built and compared side by side:
   entries. A skipped block costs 0 (XLA elides an identity). The bias (stem, one call's
   overhead) is calibrated on ``--calibration`` reference architectures, separate from the
   evaluated ones: measured latency minus the sum of their entries (median).
+- ``per-op (loop, affine)``: the same entries scaled by one factor, with a bias, both fitted by
+  least squares on the calibration architectures (two numbers for the whole table; a layer
+  inside a model can run faster or slower than alone, through caches and fusion).
 - ``per-op (calls)``: the naive table: each layer timed as its own call with
   ``measure_latency``; bias = the stem timed as its own call. Its entries each carry one
   dispatch overhead, so its sum overestimates a model that runs as one call.
@@ -26,6 +29,21 @@ max) relative error of each table, the ratio of their errors, and checks that th
 prediction on the batch of DNAs equals the host prediction. Weights are random (latency does
 not depend on their values); models are built abstractly (``nnx.eval_shape``) and filled on
 the host, because eager initialization compiles one XLA program per parameter shape.
+
+Results (``benchmarks/results/latency_table_*.json``; 30 architectures, batch 1, float32,
+``--runs 10``; Spearman rho / mean relative error):
+
+| device | per-op (loop) | per-op (calls) | repeat ceiling |
+|---|---|---|---|
+| H200 GPU, run 1 | 0.51 / 0.25 | 0.37 / 0.97 (3.9x the loop's error) | — |
+| H200 GPU, run 2 | 0.19 / 0.37 (affine 0.32) | — | 0.80 / 0.09 |
+| 16-core x86 CPU of the H200 host | 0.61 / 0.12 | 0.62 / 0.24 (1.9x) | — |
+
+At batch 1 these models take 0.5–1.9 ms and the spread between architectures is small next to
+fixed costs and run-to-run noise (the ceiling row compares two halves of the same runs). On
+the GPU the loop-timed entries were ~2.7x the in-model cost (affine scale 0.37): a loop body
+launches its kernels one by one, a straight-line model does not; ``--unroll`` times ops
+written out instead (not yet measured on a GPU).
 
 Run: ``python benchmarks/latency_table.py [--archs 30] [--batch-size 1] [--dtype float32]
 [--input-size 32] [--runs 15] [--json PATH] [--table-out PATH]``. On a GPU, the same command
@@ -40,7 +58,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from typing import Any
@@ -157,7 +174,14 @@ class Bench:
             if per_call:
                 lat = C.measure_latency(model, input_shape=shape, runs=self.args.runs, **self.kw)
             else:
-                lat = C.measure_op_latency(model, input_shape=shape, runs=self.args.runs, **self.kw)
+                lat = C.measure_op_latency(
+                    model,
+                    input_shape=shape,
+                    runs=self.args.runs,
+                    unroll=self.args.unroll,
+                    loops=(1, 5) if self.args.unroll else (1, 11),
+                    **self.kw,
+                )
             self.memo[key] = lat.median
             self.measured_ops += 1
         return self.memo[key]
@@ -168,11 +192,17 @@ class Bench:
         shape = (self.args.input_size, self.args.input_size, 3)
         return C.measure_latency(model, input_shape=shape, runs=self.args.runs, **self.kw).median
 
-    def model_latency(self, dna: Any) -> float:
+    def model_latency(self, dna: Any, halves: bool = False) -> Any:
+        """Median latency; with ``halves``, also the medians of the two halves of the runs."""
         concrete = pl.materialize(self.value, dna)
         model = fast_build(lambda: concrete.build(rngs=nnx.Rngs(0)), self.args.dtype)
         shape = (self.args.input_size, self.args.input_size, 3)
-        return C.measure_latency(model, input_shape=shape, runs=self.args.runs, **self.kw).median
+        runs = 2 * self.args.runs if halves else self.args.runs
+        lat = C.measure_latency(model, input_shape=shape, runs=runs, **self.kw)
+        if not halves:
+            return lat.median
+        r = self.args.runs
+        return lat.median, float(np.median(lat.times[:r])), float(np.median(lat.times[r:]))
 
     def table(self, per_call: bool) -> T.LatencyTable:
         return T.measure_table(
@@ -183,13 +213,20 @@ class Bench:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--archs", type=int, default=30, help="sampled architectures to time")
-    parser.add_argument("--calibration", type=int, default=3, help="architectures for the bias")
+    parser.add_argument(
+        "--calibration", type=int, default=5, help="architectures for the bias and scale"
+    )
     parser.add_argument("--input-size", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--dtype", default="float32", help="float32, bfloat16, float16")
     parser.add_argument("--runs", type=int, default=15, help="timed calls per measurement")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-naive", action="store_true", help="skip the per-call table")
+    parser.add_argument(
+        "--unroll",
+        action="store_true",
+        help="time ops written out 1 and 5 times instead of in a loop (try on GPUs)",
+    )
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--table-out", help="write the per-op (loop) table's JSON here")
     args = parser.parse_args(argv)
@@ -212,9 +249,19 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     calib = pl.random_dna(bench.space, args.seed + 1000, n=args.calibration)
-    offsets = [bench.model_latency(d) - float(T.predict(loop_table, d)) for d in calib]
-    loop_table = loop_table._replace(bias=statistics.median(offsets))
+    calib_measured = np.asarray([bench.model_latency(d) for d in calib])
+    sums = np.asarray(T.predict(loop_table, calib))
+    loop_table = loop_table._replace(bias=float(np.median(calib_measured - sums)))
     tables = {"per-op (loop)": loop_table}
+    if args.calibration >= 2:
+        design = np.stack([np.ones_like(sums), sums], axis=1)
+        bias, scale = np.linalg.lstsq(design, calib_measured, rcond=None)[0]
+        print(f"affine calibration: scale {scale:.3f}, bias {bias * 1e3:.3f} ms")
+        if scale > 0:
+            scaled = tuple(t._replace(costs=t.costs * scale) for t in loop_table.terms)
+            tables["per-op (loop, affine)"] = loop_table._replace(terms=scaled, bias=float(bias))
+        else:
+            print("  (scale <= 0: the calibration latencies are too noisy; affine row left out)")
     if not args.no_naive:
         t0 = time.perf_counter()
         naive = bench.table(per_call=True)
@@ -225,9 +272,13 @@ def main(argv: list[str] | None = None) -> int:
 
     dnas = pl.random_dna(bench.space, args.seed, n=args.archs)
     t0 = time.perf_counter()
-    measured = []
+    measured, first, second = [], [], []
     for d in dnas:
-        measured.append(bench.model_latency(d))
+        m, a, b = bench.model_latency(d, halves=True)
+        measured.append(m)
+        first.append(a)
+        second.append(b)
+    repeat = T.prediction_quality(first, second)
     print(f"{args.archs} architectures timed end to end in {time.perf_counter() - t0:.0f} s")
 
     rows = {}
@@ -247,16 +298,21 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(
-        f"{'table':<16} {'spearman':>9} {'mean rel err':>13} {'max rel err':>12} {'bias (ms)':>10}"
+        f"{'table':<22} {'spearman':>9} {'mean rel err':>13} {'max rel err':>12} {'bias (ms)':>10}"
     )
     for name, row in rows.items():
         q = row["quality"]
         print(
-            f"{name:<16} {q['spearman']:>9.3f} {q['mean_relative_error']:>13.3f} "
+            f"{name:<22} {q['spearman']:>9.3f} {q['mean_relative_error']:>13.3f} "
             f"{q['max_relative_error']:>12.3f} {row['bias'] * 1e3:>10.3f}"
         )
-    if len(rows) == 2:
-        a, b = (rows[k]["quality"]["mean_relative_error"] for k in rows)
+    print(
+        f"{'repeat (ceiling)':<22} {repeat.spearman:>9.3f} {repeat.mean_relative_error:>13.3f} "
+        f"{repeat.max_relative_error:>12.3f}   (first vs second half of each model's runs)"
+    )
+    if "per-op (calls)" in rows:
+        a = rows["per-op (loop)"]["quality"]["mean_relative_error"]
+        b = rows["per-op (calls)"]["quality"]["mean_relative_error"]
         print(f"mean relative error, calls / loop: {b / a:.2f}x")
     print(
         f"measured latency: median {np.median(measured) * 1e3:.3f} ms "
@@ -279,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
                     "decisions": [d.to_dict() for d in dnas],
                     "tables": rows,
                     "jit_equals_host": jit_ok,
+                    "repeatability": repeat._asdict(),
+                    "calibration_measured": calib_measured.tolist(),
                 },
                 f,
                 indent=1,

@@ -258,6 +258,7 @@ def measure_op_latency(
     loops: tuple[int, int] = (1, 11),
     warmup: int = 2,
     runs: int = 10,
+    unroll: bool = False,
 ) -> Latency:
     """Latency of one op (a layer) without the cost of calling into the device.
 
@@ -270,11 +271,17 @@ def measure_op_latency(
     output to the loop carry, so XLA can neither hoist the op out of the loop nor drop it,
     without adding work to it.
 
+    With ``unroll=True`` the ``n`` runs are written out one after another instead (compiled
+    once per loop count, no loop overhead): closer to how the op runs inside a model where a
+    backend launches a straight-line program differently from a loop body (GPU command
+    buffers), at the price of two compilations.
+
     Args:
         fn, args, input_shape, batch_size, dtype, device: As in `measure_latency`.
         loops: Two loop counts ``(n1, n2)``, ``n2 > n1 >= 1``.
         warmup: Untimed calls per loop count.
         runs: Timed calls per loop count.
+        unroll: Write the runs out instead of looping (see above).
 
     Returns:
         A `Latency` per run of the op: ``median`` is the slope of the medians; ``p10``/``p90``
@@ -308,27 +315,59 @@ def measure_op_latency(
         inputs = jax.device_put(inputs, device)
     barrier = jax.lax.optimization_barrier
 
+    def step(inputs: tuple[Any, ...], carry: Any) -> Any:
+        # The barriers tie the inputs to the carry (so the op cannot be hoisted out of the
+        # loop) and the carry to the output (so it cannot be dropped), at no runtime cost;
+        # reading one element keeps the output alive.
+        ins, carry = barrier((inputs, carry))
+        out, carry = barrier((call(*ins), carry))
+        first = jax.tree.leaves(out)[0].reshape(-1)[0]
+        return carry + (first != first).astype(jnp.int32)
+
     def looped(n: Any, *inputs: Any) -> Any:
-        def body(_: Any, carry: Any) -> Any:
-            # The barriers tie the inputs to the loop carry (so the op cannot be hoisted out
-            # of the loop) and the carry to the output (so it cannot be dropped), at no
-            # runtime cost; reading one element keeps the output alive.
-            ins, carry = barrier((inputs, carry))
-            out, carry = barrier((call(*ins), carry))
-            first = jax.tree.leaves(out)[0].reshape(-1)[0]
-            return carry + (first != first).astype(jnp.int32)
+        return jax.lax.fori_loop(0, n, lambda _, c: step(inputs, c), jnp.zeros((), jnp.int32))
 
-        return jax.lax.fori_loop(0, n, body, jnp.zeros((), jnp.int32))
+    k = len(lead)  # inputs[:k] is a module's state, inputs[k:] the data
 
-    start = time.perf_counter()
-    compiled = jax.jit(looped).lower(jnp.asarray(loops[0], jnp.int32), *inputs).compile()
-    compile_s = time.perf_counter() - start
-    a, b = _time_loops(compiled, inputs, loops, warmup, runs, device)
-    # The loop itself costs something per iteration (on a GPU, the trip-count test goes
-    # through the host); an empty loop measured the same way is subtracted.
-    scalar = jnp.zeros((), jnp.int32) if device is None else jax.device_put(0, device)
-    e_a, e_b = _time_loops(_empty_loop(), (scalar,), loops, warmup, runs, device)
+    def unrolled(n: int) -> Callable[..., Any]:
+        # Each run gets its own copy of the data: runs on equal operands would be merged
+        # into one by XLA's common-subexpression elimination.
+        def run(*inputs: Any) -> Any:
+            carry = jnp.zeros((), jnp.int32)
+            data = inputs[k:]
+            per = len(data) // n
+            for i in range(n):
+                carry = step((*inputs[:k], *data[i * per : (i + 1) * per]), carry)
+            return carry
+
+        return run
+
+    def put(x: Any) -> Any:
+        return x if device is None else jax.device_put(x, device)
+
     n1, n2 = loops
+    start = time.perf_counter()
+    if unroll:
+        copies = {
+            n: inputs[:k] + tuple(jnp.array(x, copy=True) for _ in range(n) for x in inputs[k:])
+            for n in loops
+        }
+        compiled = {n: jax.jit(unrolled(n)).lower(*copies[n]).compile() for n in loops}
+        run_n = {n: (lambda n=n: compiled[n](*copies[n])) for n in loops}
+    else:
+        loop = jax.jit(looped).lower(jnp.asarray(n1, jnp.int32), *inputs).compile()
+        counts = {n: put(jnp.asarray(n, jnp.int32)) for n in loops}
+        run_n = {n: (lambda n=n: loop(counts[n], *inputs)) for n in loops}
+    compile_s = time.perf_counter() - start
+    a, b = _time_loops(run_n, loops, warmup, runs)
+    if unroll:
+        e_a = e_b = np.zeros(runs)
+    else:
+        # The loop itself costs something per iteration (on a GPU, the trip-count test goes
+        # through the host); an empty loop measured the same way is subtracted.
+        empty, scalar = _empty_loop(), put(jnp.zeros((), jnp.int32))
+        e_run = {n: (lambda n=n: empty(counts[n], scalar)) for n in loops}
+        e_a, e_b = _time_loops(e_run, loops, warmup, runs)
 
     def slope(f: Callable[[np.ndarray], float]) -> float:
         return float(max(0.0, ((f(b) - f(a)) - (f(e_b) - f(e_a))) / (n2 - n1)))
@@ -345,28 +384,19 @@ def measure_op_latency(
 
 
 def _time_loops(
-    compiled: Any,
-    inputs: tuple[Any, ...],
-    loops: tuple[int, int],
-    warmup: int,
-    runs: int,
-    device: Any,
+    run_n: Mapping[int, Callable[[], Any]], loops: tuple[int, int], warmup: int, runs: int
 ) -> tuple[np.ndarray, np.ndarray]:
     import jax
-    import jax.numpy as jnp
 
     out = []
     clock = time.perf_counter
     for n in loops:
-        n_arg = jnp.asarray(n, jnp.int32)
-        if device is not None:
-            n_arg = jax.device_put(n_arg, device)
         for _ in range(warmup):
-            jax.block_until_ready(compiled(n_arg, *inputs))
+            jax.block_until_ready(run_n[n]())
         times = []
         for _ in range(runs):
             t0 = clock()
-            jax.block_until_ready(compiled(n_arg, *inputs))
+            jax.block_until_ready(run_n[n]())
             times.append(clock() - t0)
         out.append(np.asarray(times))
     return out[0], out[1]
