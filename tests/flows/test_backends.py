@@ -137,7 +137,7 @@ def test_no_retries_leaves_the_trial_failed_with_the_reason(tmp_path):
 
 
 def slow_on_w1(v):
-    if v["w"] == 1:
+    if v["w"] == 1 and v["x"] == 0.0 and v["act"] == "a":
         time.sleep(60)
     return score(v)
 
@@ -148,18 +148,17 @@ def test_timeout_kills_the_worker_process():
         SPACE,
         slow_on_w1,
         pl.algorithms.grid(float_points=2),
-        budget=8,
+        budget=6,
         workers=2,
         timeout=3.0,
         backend="processes",
     )
-    assert time.perf_counter() - start < 50
-    by_status = {r.id: (r.decisions["w"], r.status) for r in result.records}
-    for w, status in by_status.values():
-        assert status == ("failed" if w == 1 else "complete")
+    assert time.perf_counter() - start < 50  # it did not wait for the 60 s sleep
     failed = [r for r in result.records if r.status == "failed"]
-    assert failed and all("TimeoutError" in r.error for r in failed)
-    assert not mp.active_children()
+    assert len(failed) == 1 and "TimeoutError" in failed[0].error
+    assert failed[0].decisions == {"w": 1, "x": 0.0, "act": "a"}
+    assert [r.status for r in result.records].count("complete") == 5
+    assert not mp.active_children()  # the killed worker is gone, the others stopped
 
 
 def test_an_example_that_cannot_travel_fails_its_trial():
