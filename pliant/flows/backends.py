@@ -27,16 +27,15 @@ from __future__ import annotations
 
 import contextlib
 import math
-import multiprocessing as mp
 import pickle
 import signal
 import time
 from collections.abc import Callable, Mapping
-from multiprocessing.connection import Connection
-from multiprocessing.connection import wait as wait_any
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
     from pliant.flows.study import StudyEngine, Trial
 
 RAY_EXTRA = 'pip install "pliant[ray]"'
@@ -231,6 +230,8 @@ class ProcessBackend(Backend):
     name = "processes"
 
     def __init__(self, start_method: str = "spawn"):
+        import multiprocessing as mp  # here: `import pliant` stays cheap
+
         if start_method not in mp.get_all_start_methods():
             raise ValueError(
                 f"start_method must be one of {mp.get_all_start_methods()}, got {start_method!r}"
@@ -246,6 +247,8 @@ class ProcessBackend(Backend):
 
 class _ProcessSession(Session):
     def __init__(self, backend: ProcessBackend, evaluate: Callable[[Any], Any], workers: int):
+        import multiprocessing as mp
+
         self.ctx = mp.get_context(backend.start_method)
         try:
             self.payload = _dumps(evaluate)
@@ -317,6 +320,8 @@ class _ProcessSession(Session):
         if not any(w.trial_id is not None for w in watched):
             return []
         conns = [w.conn for w in watched] + [w.process.sentinel for w in watched]
+        from multiprocessing.connection import wait as wait_any
+
         ready = set(wait_any(conns, timeout))
         out: list[Outcome] = []
         for worker in watched:
