@@ -19,6 +19,9 @@ Two tables are built and compared side by side:
 - ``per-op (loop, affine)``: the same entries scaled by one factor, with a bias, both fitted by
   least squares on the calibration architectures (two numbers for the whole table; a layer
   inside a model can run faster or slower than alone, through caches and fusion).
+- ``fitted (per decision)``, with ``--fit-archs N``: no per-op timing at all; one cost per
+  decision and candidate, fitted by non-negative least squares to the end-to-end latencies of
+  ``N`` other sampled architectures (as MobileDets fits its cost models).
 - ``per-op (calls)``: the naive table: each layer timed as its own call with
   ``measure_latency``; bias = the stem timed as its own call. Its entries each carry one
   dispatch overhead, so its sum overestimates a model that runs as one call.
@@ -223,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-naive", action="store_true", help="skip the per-call table")
     parser.add_argument(
+        "--fit-archs", type=int, default=0, help="also fit a table to this many measured models"
+    )
+    parser.add_argument(
         "--unroll",
         action="store_true",
         help="time ops written out 1 and 5 times instead of in a loop (try on GPUs)",
@@ -267,6 +273,16 @@ def main(argv: list[str] | None = None) -> int:
         naive = bench.table(per_call=True)
         tables["per-op (calls)"] = naive._replace(bias=bench.stem_call())
         print(f"per-op (calls) table: {time.perf_counter() - t0:.0f} s")
+    if args.fit_archs:
+        # MobileDets-style: a table fitted (non-negative least squares) to whole-model
+        # latencies of other sampled architectures; one term per decision (uncoupled), since
+        # the coupled table has more entries than a few dozen measurements can fix.
+        t0 = time.perf_counter()
+        fit_dnas = pl.random_dna(bench.space, args.seed + 2000, n=args.fit_archs)
+        fit_y = [bench.model_latency(d) for d in fit_dnas]
+        per_slot = {s.id: (s.id,) for s in bench.space.slots}
+        tables["fitted (per decision)"] = T.fit_table(bench.space, per_slot, fit_dnas, fit_y)
+        print(f"fitted table on {args.fit_archs} architectures: {time.perf_counter() - t0:.0f} s")
     if args.table_out:
         loop_table.save(args.table_out)
 
@@ -283,7 +299,11 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = {}
     for name, table in tables.items():
-        predicted = T.predict(table, dnas)
+        try:
+            predicted = T.predict(table, dnas)
+        except ValueError as e:  # a fitted table never saw some candidate
+            print(f"{name}: left out, {e}")
+            continue
         q = T.prediction_quality(predicted, measured)
         rows[name] = {
             "quality": q._asdict(),
