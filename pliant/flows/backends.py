@@ -611,10 +611,13 @@ def run_trials(
                         again.append(engine.retry(trial, str(value), {"elapsed_s": elapsed}))
                         continue
                     kind, value = "error", "; ".join(past)
-                elif kind == "ok" and past:
-                    kind, value = _outcome(value, metric)
+                elif past:  # a re-run after a crash: keep the reasons of the failed attempts
+                    if kind == "ok":
+                        kind, value = _outcome(value, metric)
                     if kind == "ok":
                         value = {**value, "attempt_errors": list(past)}
+                    else:
+                        value = "; ".join([*past, f"attempt {trial.attempt}: {value}"])
                 record(trial, kind, value, elapsed)
             if timeout is not None:
                 now = time.perf_counter()

@@ -244,3 +244,19 @@ def test_feedback_is_asynchronous():
     assert len(slow) == 1 and by_finish[-1] == slow[0]
     fast_before = [r for r in by_finish if r.finished_at < min(s.finished_at for s in slow)]
     assert len(fast_before) >= 2  # proposed and finished while the slow trial ran
+
+
+def test_a_rerun_that_raises_keeps_every_reason(tmp_path):
+    marker = str(tmp_path / "killed")
+
+    def evaluate(v):
+        if os.path.exists(marker):
+            raise ValueError("second attempt fails too")
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    result = pl.search(SPACE, evaluate, pl.algorithms.random(), budget=1, backend="processes")
+    (r,) = result.records
+    assert r.status == "failed" and r.attempts == 2
+    assert r.error.startswith("attempt 1: WorkerCrashedError")
+    assert "attempt 2: ValueError: second attempt fails too" in r.error
