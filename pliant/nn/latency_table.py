@@ -309,7 +309,7 @@ def _dense(table: LatencyTable) -> _Dense:
         costs = np.asarray(term.costs, np.float64)
         for k, sid in enumerate(term.slots):
             slots[t, k] = ids[sid]
-            strides[t, k] = int(np.prod(costs.shape[k + 1 :], dtype=np.int64))
+            strides[t, k] = math.prod(costs.shape[k + 1 :])
         offsets[t] = offset
         offset += costs.size
         pieces.append(costs.ravel())
