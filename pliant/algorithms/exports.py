@@ -6,8 +6,9 @@ loop (``study.optimize``, ``pg.sample``) and swap in regularized evolution, REIN
 the neural predictor.
 
 Optuna and PyGlove are imported inside the functions (``import pliant`` stays cheap). The two
-classes are built on first use and live in this module (``exports.PliantSampler``,
-``exports.PliantGenerator``), so pickling finds them.
+classes are built on first use and are found by name in this module (``exports.PliantSampler``,
+``exports.PliantGenerator``). A sampler survives ``copy.deepcopy`` (the copy rebuilds its state
+from the study); pickling it fails, as pliant's algorithms are closures.
 
 Optuna distributions map onto slots of a flat :class:`~pliant.spaces.dna.Space`, one per
 parameter, named by the parameter (see :func:`optuna_codec`):
