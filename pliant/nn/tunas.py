@@ -144,7 +144,16 @@ def supernet_accuracy(net: Any, dna: DNA, data: tuple[Any, Any], *, batch_size: 
         A float, or float ``[n]`` for a batch.
 
     Example:
-        See ``tests/nn/test_tunas_search.py``.
+        >>> import numpy as np
+        >>> from flax import nnx
+        >>> import pliant as pl
+        >>> from pliant.spaces.library import mlp_space
+        >>> value = mlp_space(4, 2, widths=(2, 4), num_layers=1)
+        >>> net = pl.nn.supernet(value, rngs=nnx.Rngs(0))
+        >>> x, y = np.ones((8, 4), np.float32), np.zeros(8, np.int32)
+        >>> dnas = pl.space(value).make_dna(np.array([[0], [1]]))
+        >>> supernet_accuracy(net, dnas, (x, y)).shape
+        (2,)
     """
     x, y = _check_data(data, "data")
     graphdef, params, rest = _split(net)
@@ -232,6 +241,22 @@ def weight_sharing_search(
             plans another number of steps or whose delay is shorter than the warm-up, or a cost
             without a target.
         TypeError: For a controller that is not from ``pl.algorithms.tunas``.
+
+    Example:
+        >>> import numpy as np
+        >>> import pliant as pl
+        >>> from pliant.spaces.library import mlp_space
+        >>> value = mlp_space(4, 2, widths=(2, 4, 8), num_layers=1)
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.normal(size=(64, 4)).astype(np.float32)
+        >>> y = (x[:, 0] > 0).astype(np.int32)
+        >>> units = lambda dna: (2.0 ** (dna.index[0] + 1))  # the hidden width
+        >>> result = weight_sharing_search(
+        ...     value, (x, y), (x, y), cost=units, target=4.0, steps=8, log_every=4)
+        >>> [entry["step"] for entry in result.history]
+        [4, 8]
+        >>> type(result.value).__name__, result.value == pl.materialize(value, result.dna)
+        ('Node', True)
     """
     if strategy not in STRATEGIES:
         raise ValueError(
