@@ -78,7 +78,7 @@ class SearchResult(NamedTuple):
             steps of ``loss``, ``val_accuracy`` (of the controller's sample, else of the first
             child trained), ``entropy`` and ``expected_cost`` (TuNAS: of the policy, over 64
             samples), the controller's ``probabilities`` at the end (TuNAS) and ``seconds``.
-        compile_seconds: Time of the first call (compile plus one chunk of steps).
+        compile_seconds: Time of this process's first call (compile plus one chunk).
     """
 
     dna: DNA
@@ -199,6 +199,7 @@ def weight_sharing_search(
     num_candidates: int = 64,
     log_every: int = 50,
     log: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike | None = None,
     progress: bool | Callable[[dict], Any] = False,
     seed: int = 0,
 ) -> SearchResult:
@@ -229,6 +230,10 @@ def weight_sharing_search(
             strategies without a controller.
         log_every: Steps per compiled call and per log entry.
         log: Path of a JSON file rewritten at every log entry with the history so far.
+        checkpoint: A directory: every ``log_every`` steps the supernet weights, the
+            optimizer and controller states, the RNG key and the history are saved there with
+            orbax (the latest step only), and a search started with the same arguments and
+            directory resumes from it, continuing exactly as if it had not stopped.
         progress: True to print a line per log entry, or a function called with each entry.
         seed: Seeds the supernet, the data order and every sample.
 
@@ -416,18 +421,25 @@ def weight_sharing_search(
     carry = (params, rest, opt_state, cstate, key)
     compile_s = 0.0
     done = 0
+    if checkpoint is not None:
+        restored = _restore(checkpoint, carry, steps)
+        if restored is not None:
+            carry, history = restored
+            done = history[-1]["step"] if history else 0
     while done < steps:
         n = min(log_every, steps - done)
         t0 = time.perf_counter()
         carry, metrics = chunk(carry, jnp.arange(done, done + n))
         metrics = {k: float(v) for k, v in metrics.items()}
-        if done == 0:
+        if not compile_s:  # the first call of this process compiles
             compile_s = time.perf_counter() - t0
         done += n
         entry: dict[str, Any] = {"step": done, **metrics, "seconds": time.perf_counter() - t0}
         if algo is not None:
             entry["probabilities"] = probabilities(carry[3])
         history.append(entry)
+        if checkpoint is not None:
+            _save(checkpoint, carry, history, steps)
         if log is not None:
             _write_log(log, strategy, space, history)
         if callable(progress):
@@ -489,6 +501,61 @@ def _best_child(
         cands = space.make_dna(np.asarray(cands.index)[ok], np.asarray(cands.value)[ok])
     acc = supernet_accuracy(net, cands, val)
     return cands[int(np.argmax(acc))]
+
+
+def _leaves(carry: tuple) -> tuple[list, Any]:
+    params, rest, opt_state, cstate, key = carry
+    leaves, treedef = jax.tree_util.tree_flatten(
+        (params, rest, opt_state, cstate, jax.random.key_data(key))
+    )
+    return leaves, treedef
+
+
+def _save(directory: Any, carry: tuple, history: list[dict], steps: int) -> None:
+    import orbax.checkpoint as ocp
+
+    root = os.path.abspath(os.fspath(directory))
+    os.makedirs(root, exist_ok=True)
+    leaves, _ = _leaves(carry)
+    step = history[-1]["step"]
+    path = os.path.join(root, f"step_{step}")
+    with ocp.StandardCheckpointer() as ckptr:
+        ckptr.save(path, {f"{i:05d}": leaf for i, leaf in enumerate(leaves)}, force=True)
+    meta = {"step": step, "steps": steps, "num_leaves": len(leaves), "history": history}
+    tmp = os.path.join(root, "latest.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(meta, f, allow_nan=True)
+    os.replace(tmp, os.path.join(root, "latest.json"))  # the commit point
+    for name in os.listdir(root):  # older steps are no longer needed
+        if name.startswith("step_") and name != f"step_{step}":
+            import shutil
+
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+
+def _restore(directory: Any, carry: tuple, steps: int) -> tuple[tuple, list[dict]] | None:
+    import orbax.checkpoint as ocp
+
+    root = os.path.abspath(os.fspath(directory))
+    latest = os.path.join(root, "latest.json")
+    if not os.path.exists(latest):
+        return None
+    with open(latest) as f:
+        meta = json.load(f)
+    leaves, treedef = _leaves(carry)
+    if meta["steps"] != steps or meta["num_leaves"] != len(leaves):
+        raise ValueError(
+            f"weight_sharing_search: the checkpoint in {root!r} is of a search of "
+            f"{meta['steps']} steps with {meta['num_leaves']} state arrays; this one runs {steps} "
+            f"steps with {len(leaves)}; resume with the same arguments or use another directory"
+        )
+    target = {f"{i:05d}": leaf for i, leaf in enumerate(leaves)}
+    with ocp.StandardCheckpointer() as ckptr:
+        saved = ckptr.restore(os.path.join(root, f"step_{meta['step']}"), target)
+    params, rest, opt_state, cstate, key_data = jax.tree_util.tree_unflatten(
+        treedef, [jnp.asarray(saved[k]) for k in sorted(saved)]
+    )
+    return (params, rest, opt_state, cstate, jax.random.wrap_key_data(key_data)), meta["history"]
 
 
 def _write_log(path: Any, strategy: str, space: Space, history: list[dict]) -> None:

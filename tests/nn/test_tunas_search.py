@@ -182,3 +182,45 @@ def test_faithful_preset_runs_on_the_same_code_path(digits: tuple) -> None:
     assert all(np.isfinite(h["loss"]) for h in result.history)
     # lr0 = 3e-4 * 32 / 256 during a 25 % delay: 5 controller updates at rate 0, then tiny ones.
     assert result.history[0]["entropy"] == pytest.approx(2 * np.log(4), abs=1e-3)
+
+
+def test_checkpoint_resumes_exactly(digits: tuple, tmp_path) -> None:
+    train, val = digits
+    kwargs = dict(cost=params, target=2500.0, steps=40, log_every=10)
+
+    def run(**more):
+        return weight_sharing_search(
+            SPACE, train, val, net=MaskedMLP(nnx.Rngs(0)), **kwargs, **more
+        )
+
+    whole = run()
+
+    class Died(Exception):
+        pass
+
+    def die_at_20(entry: dict) -> None:
+        if entry["step"] == 20:
+            raise Died
+
+    with pytest.raises(Died):
+        run(checkpoint=tmp_path / "ckpt", progress=die_at_20)
+    resumed = run(checkpoint=tmp_path / "ckpt")
+    assert [h["step"] for h in resumed.history] == [10, 20, 30, 40]
+    for a, b in zip(whole.history, resumed.history, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+        assert a["probabilities"] == pytest.approx(b["probabilities"], rel=1e-5)
+    w1, w2 = nnx.state(whole.net, nnx.Param), nnx.state(resumed.net, nnx.Param)
+    for x, y in zip(jax.tree.leaves(w1), jax.tree.leaves(w2), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="is of a search of 40 steps"):
+        weight_sharing_search(
+            SPACE,
+            train,
+            val,
+            net=MaskedMLP(nnx.Rngs(0)),
+            cost=params,
+            target=2500.0,
+            steps=50,
+            log_every=10,
+            checkpoint=tmp_path / "ckpt",
+        )
