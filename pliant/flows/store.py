@@ -16,6 +16,8 @@ ran (nested searches): ``"outer/17"``.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
@@ -130,7 +132,10 @@ class Store:
         self.path = path
         self.readonly = readonly
         self._lock = threading.RLock()
+        self._file_id: tuple[int, int] | None = None
         self._conn = self._connect()
+        st = os.stat(self.path)
+        self._file_id = (st.st_dev, st.st_ino)
 
     # -- opening ---------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -169,7 +174,7 @@ class Store:
                 raise StoreError(f"{self.path!r} is an empty database, not a pliant store")
             conn.execute(f"PRAGMA application_id={_APPLICATION_ID}")
             conn.execute("PRAGMA journal_mode=WAL")
-            with self._tx(conn):
+            with self._tx(conn, write="create_schema"):
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
@@ -190,18 +195,72 @@ class Store:
         return conn
 
     class _Tx:
-        def __init__(self, conn: sqlite3.Connection):
-            self.conn = conn
+        """One short write transaction. A failed write (disk full, read-only file, I/O error,
+        the file removed) rolls back and raises :class:`StoreError`; a committed one passes the
+        crash point named ``write`` (see :func:`_crash_point`)."""
+
+        def __init__(self, store: Store, conn: sqlite3.Connection, write: str):
+            self.store, self.conn, self.write = store, conn, write
 
         def __enter__(self) -> sqlite3.Connection:
-            self.conn.execute("BEGIN IMMEDIATE")
+            self.store._check_file(self.write)
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except (sqlite3.OperationalError, OSError) as e:
+                raise self.store._write_error(self.write, e) from e
             return self.conn
 
         def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
-            self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+            if kind is None:
+                try:
+                    self.conn.execute("COMMIT")
+                except (sqlite3.DatabaseError, OSError) as e:
+                    self._rollback()
+                    raise self.store._write_error(self.write, e) from e
+                self.store._check_file(self.write)
+                _crash_point(self.write)
+                return
+            self._rollback()
+            if isinstance(value, sqlite3.DatabaseError | OSError) and not isinstance(
+                value, sqlite3.IntegrityError
+            ):
+                raise self.store._write_error(self.write, value) from value
 
-    def _tx(self, conn: sqlite3.Connection | None = None) -> Store._Tx:
-        return Store._Tx(conn or self._conn)
+        def _rollback(self) -> None:
+            if self.conn.in_transaction:
+                # SQLite may have rolled back already (e.g. after SQLITE_FULL).
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+
+    def _tx(self, conn: sqlite3.Connection | None = None, *, write: str = "write") -> Store._Tx:
+        return Store._Tx(self, conn or self._conn, write)
+
+    def _check_file(self, write: str) -> None:
+        """Raises StoreError when the store file was removed or replaced since it was opened:
+        SQLite would go on writing into the deleted file and lose every later trial."""
+        if self._file_id is None:
+            return
+        try:
+            st = os.stat(self.path)
+            same = (st.st_dev, st.st_ino) == self._file_id
+        except OSError:
+            same = False
+        if not same:
+            raise StoreError(
+                f"store {self.path!r} was removed or replaced while in use ({write} not "
+                f"recorded); the search stops. Trials recorded before are in the old file only "
+                f"if it still exists elsewhere; pass a path on a stable disk"
+            )
+
+    def _write_error(self, write: str, error: BaseException) -> StoreError:
+        reason = getattr(error, "sqlite_errorname", None) or type(error).__name__
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            reason = "ENOSPC, disk full"
+        return StoreError(
+            f"cannot write to store {self.path!r} ({write}: {reason}: {error}); the search "
+            f"stops. The store keeps every trial recorded before and stays valid: free disk "
+            f"space or make the file writable, then run the same call again to resume"
+        )
 
     def close(self) -> None:
         """Closes the connection (the file stays valid at every moment anyway)."""
@@ -255,7 +314,7 @@ class Store:
                         f"changed. Use another study name or store path"
                     )
                 return
-            with self._tx():
+            with self._tx(write="create_study"):
                 self._conn.execute(
                     "INSERT INTO studies (name, fingerprint, space, config, created) "
                     "VALUES (?, ?, ?, ?, ?)",
@@ -285,7 +344,7 @@ class Store:
         self._writable()
         now = time.time()
         dna_list, decisions = decoded if decoded is not None else (dna.to_list(), dna.to_dict())
-        with self._lock, self._tx() as c:
+        with self._lock, self._tx(write="add_trial") as c:
             try:
                 c.execute(
                     "INSERT INTO trials (study, id, dna, decisions, status, key, proposed_at, "
@@ -326,7 +385,7 @@ class Store:
         self._writable()
         if status not in STATUSES:
             raise ValueError(f"unknown trial status {status!r}; expected one of {STATUSES}")
-        with self._lock, self._tx() as c:
+        with self._lock, self._tx(write="finish_trial") as c:
             cur = c.execute(
                 "UPDATE trials SET status=?, reward=?, metrics=?, error=?, finished_at=? "
                 "WHERE study=? AND id=?",
@@ -348,7 +407,7 @@ class Store:
     def set_link(self, study: str, trial_id: int, link: str | None) -> None:
         """Links a trial to another study (the inner study of a nested search)."""
         self._writable()
-        with self._lock, self._tx() as c:
+        with self._lock, self._tx(write="set_link") as c:
             cur = c.execute(
                 "UPDATE trials SET link=? WHERE study=? AND id=?", (link, study, trial_id)
             )
@@ -358,7 +417,7 @@ class Store:
     def restart_trial(self, study: str, trial_id: int) -> None:
         """Marks an interrupted trial as running again (one more attempt)."""
         self._writable()
-        with self._lock, self._tx() as c:
+        with self._lock, self._tx(write="restart_trial") as c:
             c.execute(
                 "UPDATE trials SET status='running', attempts=attempts+1 WHERE study=? AND id=?",
                 (study, trial_id),
@@ -371,7 +430,7 @@ class Store:
         stopped before re-running them.
         """
         self._writable()
-        with self._lock, self._tx() as c:
+        with self._lock, self._tx(write="mark_interrupted") as c:
             ids = [
                 r[0]
                 for r in c.execute(
@@ -473,7 +532,7 @@ class Store:
             clash = [s["name"] for s in studies if s["name"] in existing]
             if clash:
                 raise StoreError(f"import_json(): studies {clash} already exist in {self.path!r}")
-            with self._tx() as c:
+            with self._tx(write="import_json") as c:
                 for s in studies:
                     c.execute(
                         "INSERT INTO studies (name, fingerprint, space, config, state, "
@@ -533,6 +592,29 @@ def _check_header(path: str) -> None:
             f"{path!r} is not an SQLite database (it starts with {head[:16]!r}); pliant will "
             f"not overwrite it. Pass another path"
         )
+
+
+CRASH_EXIT_CODE = 86
+_WRITES: dict[str, int] = {}
+
+
+def _crash_point(write: str) -> None:
+    """Testing hook: dies (``os._exit(CRASH_EXIT_CODE)``) right after a committed write when the
+    environment variable ``PLIANT_CRASH_AFTER`` asks for it, like a power loss between two
+    writes. ``PLIANT_CRASH_AFTER=add_trial:3`` dies after this process's third ``add_trial``;
+    ``PLIANT_CRASH_AFTER=7`` after its seventh write of any kind; ``add_trial`` after the
+    first. Write names: ``create_schema``, ``create_study``, ``add_trial``, ``finish_trial``,
+    ``set_link``, ``restart_trial``, ``mark_interrupted``, ``import_json``."""
+    spec = os.environ.get("PLIANT_CRASH_AFTER")
+    if not spec:
+        return
+    _WRITES[write] = _WRITES.get(write, 0) + 1
+    _WRITES["*"] = _WRITES.get("*", 0) + 1
+    name, _, count = spec.rpartition(":") if ":" in spec else ("", "", spec)
+    if not count.isdigit():
+        name, count = spec, "1"
+    if _WRITES.get(name or "*", 0) == int(count):
+        os._exit(CRASH_EXIT_CODE)
 
 
 def open_store(path: str | os.PathLike[str], *, readonly: bool = False) -> Store:
