@@ -527,6 +527,8 @@ class Store:
                     )
         except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as e:
             raise ValueError(f"import_json(): malformed store export: {e!r}") from None
+        except RecursionError:
+            raise ValueError("import_json(): malformed store export: nested too deeply") from None
         with self._lock:
             existing = set(self.studies())
             clash = [s["name"] for s in studies if s["name"] in existing]

@@ -241,6 +241,8 @@ class Space:
             raise ValueError(
                 f"Space.from_json: expected JSON text, got {text!r:.80} ({e})."
             ) from None
+        except RecursionError:
+            raise ValueError("Space.from_json: malformed JSON, nested too deeply.") from None
         if not isinstance(obj, dict) or obj.get("format") != _FORMAT or obj.get("version") != 1:
             raise ValueError(
                 f"Space.from_json: expected an object with format {_FORMAT!r} and version 1 (as "
@@ -716,6 +718,8 @@ class Space:
             raise ValueError(
                 f"from_json_dna: expected JSON text, got {text!r:.80} ({e})."
             ) from None
+        except RecursionError:
+            raise ValueError("from_json_dna: malformed JSON, nested too deeply.") from None
         if (
             not isinstance(obj, dict)
             or set(obj) != {"space", "dna"}
