@@ -495,61 +495,79 @@ class Store:
         self._writable()
         try:
             doc = json.loads(text)
-            if doc.get("pliant_store") != SCHEMA_VERSION:
-                raise ValueError(f"unsupported export version {doc.get('pliant_store')!r}")
-            studies = doc["studies"]
-            rows = []
-            for s in studies:
-                space = Space.from_json(s["space"])
+            if not isinstance(doc, dict) or doc.get("pliant_store") != SCHEMA_VERSION:
+                found = doc.get("pliant_store") if isinstance(doc, dict) else type(doc).__name__
+                raise ValueError(f"unsupported export version {found!r}")
+            studies, rows = [], []
+            for s in doc["studies"]:
+                name = _typed(s["name"], str, "study name")
+                space = Space.from_json(_typed(s["space"], str, f"study {name!r}: space"))
                 if space.fingerprint != s["fingerprint"]:
-                    raise ValueError(f"study {s['name']!r}: fingerprint does not match its space")
+                    raise ValueError(f"study {name!r}: fingerprint does not match its space")
+                studies.append(
+                    (
+                        name,
+                        space.fingerprint,
+                        s["space"],
+                        _dumps(_typed(s["config"], dict, f"study {name!r}: config")),
+                        _typed(s["state"], str | None, f"study {name!r}: state"),
+                        int(_typed(s["num_proposed"], int, f"study {name!r}: num_proposed")),
+                        time.time(),
+                    )
+                )
                 for t in s["trials"]:
                     dna = space.from_list(t["dna"])
                     space.validate(dna)
+                    where = f"study {name!r}, trial {t['id']!r}"
                     if t["status"] not in STATUSES:
-                        raise ValueError(f"trial {t['id']}: unknown status {t['status']!r}")
+                        raise ValueError(f"{where}: unknown status {t['status']!r}")
+                    finished_at = _typed(t["finished_at"], int | float | None, f"{where}: time")
                     rows.append(
                         (
-                            s["name"],
-                            int(t["id"]),
+                            name,
+                            int(_typed(t["id"], int, f"{where}: id")),
                             _dumps(t["dna"]),
-                            _dumps(t["decisions"]),
+                            _dumps(_typed(t["decisions"], dict, f"{where}: decisions")),
                             t["status"],
                             None if t["reward"] is None else _dumps(t["reward"]),
-                            _dumps(t["metrics"]),
-                            t["error"],
-                            str(int(t["key"])),
-                            float(t["proposed_at"]),
-                            t["finished_at"],
-                            int(t["attempts"]),
-                            t["link"],
+                            _dumps(_typed(t["metrics"], dict, f"{where}: metrics")),
+                            _typed(t["error"], str | None, f"{where}: error"),
+                            str(int(_typed(t["key"], int, f"{where}: key"))),
+                            float(_typed(t["proposed_at"], int | float, f"{where}: time")),
+                            finished_at,
+                            int(_typed(t["attempts"], int, f"{where}: attempts")),
+                            _typed(t["link"], str | None, f"{where}: link"),
                         )
                     )
         except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as e:
             raise ValueError(f"import_json(): malformed store export: {e!r}") from None
         except RecursionError:
             raise ValueError("import_json(): malformed store export: nested too deeply") from None
+        names = [row[0] for row in studies]
+        if len(set(names)) != len(names):
+            raise ValueError(f"import_json(): malformed store export: repeated studies {names}")
         with self._lock:
             existing = set(self.studies())
-            clash = [s["name"] for s in studies if s["name"] in existing]
+            clash = [name for name in names if name in existing]
             if clash:
                 raise StoreError(f"import_json(): studies {clash} already exist in {self.path!r}")
-            with self._tx(write="import_json") as c:
-                for s in studies:
-                    c.execute(
+            try:
+                with self._tx(write="import_json") as c:
+                    c.executemany(
                         "INSERT INTO studies (name, fingerprint, space, config, state, "
                         "num_proposed, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            s["name"],
-                            s["fingerprint"],
-                            s["space"],
-                            _dumps(s["config"]),
-                            s["state"],
-                            int(s["num_proposed"]),
-                            time.time(),
-                        ),
+                        studies,
                     )
-                c.executemany("INSERT INTO trials VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                    c.executemany("INSERT INTO trials VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            except (sqlite3.IntegrityError, OverflowError) as e:  # nothing was written
+                raise ValueError(f"import_json(): malformed store export: {e}") from None
+
+
+def _typed(value: Any, kind: Any, what: str) -> Any:
+    """``value`` when it is a ``kind`` (never a bool), else TypeError naming ``what``."""
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise TypeError(f"{what} must be {getattr(kind, '__name__', kind)}, got {value!r:.80}")
+    return value
 
 
 def _json_decisions(decisions: Mapping[str, Any]) -> dict:

@@ -332,7 +332,7 @@ def _edit(text, fn):
         (lambda d: d["studies"][0]["trials"][0].update(status="weird"), "unknown status 'weird'"),
         (lambda d: d["studies"][0]["trials"][0].pop("dna"), "malformed store export"),
         (lambda d: d["studies"][0]["trials"][0].update(dna=[7, 0.5]), "index 7 is out of range"),
-        (lambda d: d["studies"][0]["trials"][0].update(id="x"), "invalid literal"),
+        (lambda d: d["studies"][0]["trials"][0].update(id="x"), "id must be int, got 'x'"),
     ],
 )
 def test_malformed_import_is_refused_and_writes_nothing(tmp_path, edit, match):

@@ -128,7 +128,7 @@ def mode_kills(directory: str, n: int, seed: int) -> dict:
             kills += 1
             progress.append(_finished(db))
             stalled = progress[-1] == (progress[-2] if len(progress) > 1 else 0)
-            scale = scale + base if stalled else base
+            scale = scale + base / 2 if stalled else base
         elif code == 0:
             finished_early += 1
             if finished_early > 3 * n:

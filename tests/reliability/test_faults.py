@@ -49,9 +49,11 @@ def _check_complete(summary, budget):
 
 def test_sigkill_at_random_moments_then_rerun_equals_the_uninterrupted_run(tmp_path):
     out = _harness("kills", tmp_path, KILLS, 2026)
+    mid = sum(0 < n < 2 * 16 for n in out["finished_at_each_kill"])
     print(
-        f"\nkills survived: {out['kills']} in {out['runs']} runs; finished trials at each "
-        f"kill: {out['finished_at_each_kill']}; uninterrupted run {out['reference_s']:.2f} s"
+        f"\nkills survived: {out['kills']} ({mid} mid-search) in {out['runs']} runs; finished "
+        f"trials at each kill: {out['finished_at_each_kill']}; uninterrupted run "
+        f"{out['reference_s']:.2f} s"
     )
     assert out["final_exit"] == 0
     assert out["kills"] == KILLS
