@@ -113,14 +113,16 @@ def mode_kills(directory: str, n: int, seed: int) -> dict:
     ref, duration = reference(directory)
     db = os.path.join(directory, "killed.db")
     rng = random.Random(seed)
-    kills, finished_early, runs, progress = 0, 0, 0, []
-    # Mean delay: an n+1-th of the uninterrupted run. Under load a child may need longer to
-    # make progress: a kill that found no new finished trial lengthens the next delay.
-    base = scale = 2 * duration / (n + 1)
+    kills, finished_early, runs, progress, total = 0, 0, 0, [], BUDGET * len(algorithms())
+    base, stall = 2 * duration / (n + 1), 0.0
     while kills < n:
+        # Spread the kills left over the search left (mean delay: an equal share of the
+        # remaining run); a kill that found no new finished trial lengthens the next delay (a
+        # loaded machine starts processes slowly).
+        left = 1 - (progress[-1] if progress else 0) / total
         pid = fork(run, db)
         runs += 1
-        time.sleep(rng.uniform(0, scale))
+        time.sleep(rng.uniform(0, 2 * duration * left / (n - kills + 1)) + stall)
         with contextlib.suppress(ProcessLookupError):  # it finished before the kill
             os.kill(pid, signal.SIGKILL)
         code = wait(pid)
@@ -128,7 +130,7 @@ def mode_kills(directory: str, n: int, seed: int) -> dict:
             kills += 1
             progress.append(_finished(db))
             stalled = progress[-1] == (progress[-2] if len(progress) > 1 else 0)
-            scale = scale + base / 2 if stalled else base
+            stall = stall + base / 2 if stalled else 0.0
         elif code == 0:
             finished_early += 1
             if finished_early > 3 * n:
