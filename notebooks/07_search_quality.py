@@ -1,0 +1,74 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Search quality: pliant's algorithms vs PyGlove and Optuna
+#
+# Regret curves on tabular benchmarks (HPOLib FCNet and NAS-Bench-Graph), loaded from the
+# quality benchmark's JSON (`benchmarks/results/quality_runB.json`, written by
+# `python benchmarks/quality.py`; see `benchmarks/results/quality_runB.md` for the full
+# tables and how regret is defined). Nothing is searched here, so the notebook is the same in
+# CI and full mode. Regret is the gap to the best configuration in the table (lower is
+# better); curves are the mean over seeds of the incumbent's regret after each evaluation.
+
+# %%
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+root = Path.cwd() if (Path.cwd() / "benchmarks").is_dir() else Path.cwd().parent
+run = json.loads((root / "benchmarks/results/quality_runB.json").read_text())
+config, curves, budgets = run["config"], run["results"]["curves"], run["results"]["budgets"]
+print(f"{config['seeds']} seeds per cell ({config['seeds_for']} where fewer),")
+print(f"pliant {config['pliant']}, PyGlove {config['pyglove']}, Optuna {config['optuna']}")
+
+# %% [markdown]
+# ## Regret curves
+#
+# `re` is pliant's regularized evolution (`re+dedup` never repeats a trial, `re20` has
+# population 20), `pyglove_re` PyGlove's own regularized evolution, `optuna_tpe` Optuna's TPE
+# through `pl.algorithms.from_optuna` and `optuna_tpe_native` the same sampler in Optuna's own
+# loop.
+
+# %%
+shown = ["random", "re+dedup", "reinforce", "neural_predictor", "pyglove_re", "optuna_tpe"]
+benchmarks = config["benchmarks"]
+fig, axes = plt.subplots(2, 4, figsize=(12, 5.5), dpi=60)
+for ax, bench in zip(axes.flat, benchmarks):
+    for algo in shown:
+        mean = curves[algo][bench]["val"]["mean"]
+        ax.plot(range(1, len(mean) + 1), mean, label=algo)
+    ax.set_yscale("log")
+    ax.set_title(bench, fontsize=9)
+    ax.set_xlabel("evaluations")
+axes[0, 0].set_ylabel("validation regret")
+axes.flat[-1].axis("off")
+axes.flat[-1].legend(*axes.flat[0].get_legend_handles_labels(), loc="center")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## Average rank and framework overhead
+#
+# Rank over the seven benchmarks by mean validation regret (1 = best), and the milliseconds
+# each algorithm adds per evaluation (outside the table look-up, 2 workers on 2 CPUs).
+
+# %%
+rows = {}
+for budget, cell in budgets.items():
+    for algo, ranks in cell["average_rank"].items():
+        rows.setdefault(algo, {})[f"rank @{budget}"] = ranks["val"]
+        rows[algo][f"ms/eval @{budget}"] = cell["overhead_ms"][algo]
+pd.DataFrame(rows).T.sort_values(f"rank @{list(budgets)[-1]}").round(2)
