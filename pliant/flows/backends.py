@@ -191,7 +191,10 @@ def _process_worker(conn: Connection, payload: bytes) -> None:
         except Exception as e:
             message = f"the result of evaluate could not be sent to the driver: {e}"
             out = _dumps((trial_id, "error", message, elapsed))
-        conn.send_bytes(out)
+        try:
+            conn.send_bytes(out)
+        except OSError:  # the driver died (BrokenPipeError): its store re-runs the trial
+            return
 
 
 _READY = b"ready"

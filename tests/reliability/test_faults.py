@@ -12,11 +12,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 import pliant as pl
-from pliant.flows.store import CRASH_EXIT_CODE, FINISHED
+from pliant.flows.store import CRASH_EXIT_CODE, FINISHED, StoreError
 
 pytestmark = pytest.mark.reliability
 
@@ -142,3 +143,82 @@ def test_workers_killed_mid_trial_are_recorded_and_rerun(tmp_path):
         (r.id, r.reward, r.attempts) for r in result.records
     ]
     print(f"\nworkers killed mid-trial: {len(killed)}, re-run, none lost")
+
+
+DRIVER = """
+import os, sys, time
+import pliant as pl
+
+SPACE = {"a": pl.oneof(range(6)), "c": pl.intv(0, 9)}
+
+
+def evaluate(v):
+    open(os.path.join(sys.argv[2], str(os.getpid())), "w").close()
+    time.sleep(0.3)
+    return v["a"] * 10 + v["c"]
+
+
+if __name__ == "__main__":
+    algorithm = pl.algorithms.regularized_evolution(population_size=4, tournament_size=2)
+    pl.search(SPACE, evaluate, algorithm, 8, store=sys.argv[1], seed=4, backend="processes")
+    print("done", flush=True)
+"""
+
+
+def _gone(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return any(line.split()[:2] == ["State:", "Z"] for line in f)  # a zombie is dead
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_driver_killed_while_a_worker_process_runs_a_trial(tmp_path):
+    script, db, pids = tmp_path / "driver.py", str(tmp_path / "d.db"), tmp_path / "pids"
+    script.write_text(DRIVER)
+    pids.mkdir()
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.Popen([sys.executable, str(script), db, str(pids)], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (os.path.exists(db) and _finished_trials(db) >= 2):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)  # mid-trial: the worker is in its 0.3 s sleep
+    finally:
+        proc.kill()
+        proc.wait()
+    workers = [int(p) for p in os.listdir(pids)]
+    assert workers
+    # The orphaned worker ends with its trial (its pipe to the dead driver is closed).
+    deadline = time.monotonic() + 10
+    while not all(_gone(p) for p in workers):
+        assert time.monotonic() < deadline, f"worker processes outlived their driver: {workers}"
+        time.sleep(0.05)
+    again = subprocess.run(
+        [sys.executable, str(script), db, str(pids)], env=env, capture_output=True, text=True
+    )
+    assert again.returncode == 0 and "done" in again.stdout, again.stderr[-2000:]
+    records = pl.load_result(db).records
+    assert [r.id for r in records] == list(range(8))
+    assert all(r.status == "complete" for r in records)
+    assert sum(r.attempts == 2 for r in records) == 1  # the trial in flight, re-run
+    algorithm = pl.algorithms.regularized_evolution(population_size=4, tournament_size=2)
+    reference = pl.search(
+        {"a": pl.oneof(range(6)), "c": pl.intv(0, 9)},
+        lambda v: v["a"] * 10 + v["c"],
+        algorithm,
+        8,
+        seed=4,
+    )
+    assert [(r.id, r.dna, r.reward) for r in records] == [
+        (r.id, r.dna, r.reward) for r in reference.records
+    ]
+
+
+def _finished_trials(db):
+    try:
+        return sum(r.status in FINISHED for r in pl.load_result(db).records)
+    except (KeyError, StoreError):
+        return 0
