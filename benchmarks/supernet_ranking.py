@@ -29,7 +29,6 @@ Run: ``python benchmarks/supernet_ranking.py [--steps N] [--seeds K] [--json PAT
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import platform
@@ -45,7 +44,7 @@ from flax import nnx
 
 import pliant as pl
 from pliant.algorithms import kendall_tau
-from pliant.spaces.library import mlp_space
+from pliant.spaces.library import mlp_param_cost, mlp_space
 from pliant.spaces.sampling import iterate_dna
 
 WIDTHS = (8, 16, 32, 64, 128)
@@ -60,22 +59,6 @@ def data(seed: int = 0) -> tuple:
     order = np.random.default_rng(seed).permutation(len(y))
     x, y = jnp.asarray(x[order]), jnp.asarray(y[order])
     return (x[:1000], y[:1000]), (x[1000:1400], y[1000:1400]), (x[1400:], y[1400:])
-
-
-def param_cost(space: pl.Space) -> Any:
-    ids = {s.id: i for i, s in enumerate(space.slots)}
-    w = jnp.asarray(WIDTHS, jnp.float32)
-
-    def cost(dna: pl.DNA) -> jax.Array:
-        total = jnp.zeros((), jnp.float32)
-        for d, depth in enumerate(DEPTHS):
-            units = [w[dna.index[ids[f"hidden.candidates[{d}][{i}]"]]] for i in range(depth)]
-            sizes = [64.0, *units, 10.0]
-            n = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
-            total = total + jnp.where(dna.index[ids["hidden"]] == d, n, 0.0)
-        return total
-
-    return cost
 
 
 def standalone(value: Any, train: tuple, val: tuple, steps: int, seed: int) -> float:
@@ -128,7 +111,7 @@ def main() -> None:
     train, val, _ = data()
     value = mlp_space(64, 10, widths=WIDTHS, num_layers=DEPTHS)
     space = pl.space(value)
-    cost = param_cost(space)
+    cost = mlp_param_cost(space, 64, 10, widths=WIDTHS, num_layers=DEPTHS)
     children = list(iterate_dna(space))
     costs = np.array([float(cost(d)) for d in children])
     batch = space.stack(children)

@@ -13,7 +13,6 @@ way. Runs in a few minutes on 2 CPU cores::
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import time
 
@@ -24,27 +23,10 @@ import optax
 from flax import nnx
 
 import pliant as pl
-from pliant.spaces.library import mlp_space
+from pliant.spaces.library import mlp_param_cost, mlp_space
 
 WIDTHS = (8, 16, 32, 64, 128)
 DEPTHS = (1, 2, 3)
-
-
-def mlp_params(space: pl.Space):
-    """Weights + biases of the child a DNA selects, as a jax.numpy function of the DNA."""
-    ids = {s.id: i for i, s in enumerate(space.slots)}
-    widths = jnp.asarray(WIDTHS, jnp.float32)
-
-    def cost(dna: pl.DNA) -> jax.Array:
-        total = jnp.zeros((), jnp.float32)
-        for d, depth in enumerate(DEPTHS):
-            units = [widths[dna.index[ids[f"hidden.candidates[{d}][{i}]"]]] for i in range(depth)]
-            sizes = [64.0, *units, 10.0]
-            n = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
-            total = total + jnp.where(dna.index[ids["hidden"]] == d, n, 0.0)
-        return total
-
-    return cost
 
 
 def retrain(value, train, test, *, epochs: int = 60, seed: int = 0) -> float:
@@ -97,7 +79,7 @@ def main() -> None:
 
     value = mlp_space(64, 10, widths=WIDTHS, num_layers=DEPTHS)
     space = pl.space(value)
-    cost = mlp_params(space)
+    cost = mlp_param_cost(space, 64, 10, widths=WIDTHS, num_layers=DEPTHS)
     t0 = time.perf_counter()
     result = pl.nn.weight_sharing_search(
         value,

@@ -87,3 +87,25 @@ def test_mlp_space_errors():
         layers.MLP(4, [3], 2, activation="nope").build(rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="residual=True"):
         layers.InvertedBottleneck(8, 16, residual=True).build(rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize(
+    ("widths", "num_layers"), [((8, 16, 32), (1, 2, 3)), ((8, 16), 2), ((32,), (1, 2))]
+)
+def test_mlp_param_cost_equals_the_built_childs_parameter_count(widths, num_layers):
+    import jax
+
+    from pliant.nn import param_count
+    from pliant.spaces.dna import register_pytree
+    from pliant.spaces.library import mlp_param_cost
+
+    register_pytree()  # a DNA passes through jax.jit as a pytree
+    value = mlp_space(12, 3, widths=widths, num_layers=num_layers)
+    space = pl.space(value)
+    cost = mlp_param_cost(space, 12, 3, widths=widths, num_layers=num_layers)
+    dnas = pl.random_dna(space, 0, 6)
+    in_jit = jax.jit(cost)(dnas)
+    for k, dna in enumerate(dnas):
+        expected = param_count(pl.materialize(value, dna).build(rngs=nnx.Rngs(0)))
+        assert float(cost(dna)) == expected
+        assert float(in_jit[k]) == expected

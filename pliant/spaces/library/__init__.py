@@ -4,7 +4,7 @@ Importing this package imports JAX and Flax (the spaces are built from the NNX m
 :mod:`pliant.nn.layers`); ``import pliant`` does not import it.
 """
 
-from pliant.spaces.library.mlp import mlp_space
+from pliant.spaces.library.mlp import mlp_param_cost, mlp_space
 from pliant.spaces.library.mobile import mobile_space, scale_width
 
-__all__ = ["mlp_space", "mobile_space", "scale_width"]
+__all__ = ["mlp_param_cost", "mlp_space", "mobile_space", "scale_width"]

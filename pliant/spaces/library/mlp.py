@@ -16,13 +16,15 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
 from pliant.nn import layers
+from pliant.spaces.dna import DNA, Space
 from pliant.spaces.placeholders import oneof
 
-__all__ = ["mlp_space"]
+__all__ = ["mlp_param_cost", "mlp_space"]
 
 # The symbolized module (typed Any: type checkers do not see what a class decorator returns).
 MLP: Any = layers.MLP
@@ -70,3 +72,53 @@ def mlp_space(
     lists = [[width() for _ in range(d)] for d in depths]
     hidden = lists[0] if len(lists) == 1 else oneof(lists)
     return MLP(in_features, hidden, num_classes, activation=activation)
+
+
+def mlp_param_cost(
+    space: Space,
+    in_features: int,
+    num_classes: int,
+    *,
+    widths: Sequence[int] = (16, 32, 64),
+    num_layers: int | Sequence[int] = 2,
+) -> Any:
+    """The parameter count (weights and biases) of the child a DNA of ``mlp_space`` selects.
+
+    Pass the ``pl.space`` of ``mlp_space(in_features, num_classes, widths=widths,
+    num_layers=num_layers)`` and the same arguments. The returned ``cost(dna)`` is written in
+    ``jax.numpy``, so it runs inside ``jax.jit`` (a TuNAS or TabNAS cost model) as well as on the
+    host.
+
+    Example:
+        >>> import pliant as pl
+        >>> space = pl.space(mlp_space(64, 10, widths=(8, 16), num_layers=(1, 2)))
+        >>> cost = mlp_param_cost(space, 64, 10, widths=(8, 16), num_layers=(1, 2))
+        >>> dna = space.from_list([1, None, 1, 0])  # two layers: 16 units, then 8
+        >>> int(cost(dna))  # (64 + 1) * 16 + (16 + 1) * 8 + (8 + 1) * 10
+        1266
+    """
+    import jax.numpy as jnp
+
+    widths = list(dict.fromkeys(widths))
+    depths = [num_layers] if isinstance(num_layers, int) else list(dict.fromkeys(num_layers))
+    ids = {s.id: i for i, s in enumerate(space.slots)}
+    units_of = jnp.asarray(widths, jnp.float32)
+
+    def slot(d: int, i: int) -> str:
+        return f"hidden[{i}]" if len(depths) == 1 else f"hidden.candidates[{d}][{i}]"
+
+    def cost(dna: DNA) -> Any:
+        total = jnp.zeros(dna.index.shape[:-1], jnp.float32)  # one per DNA of a batch
+        for d, depth in enumerate(depths):
+            units = [
+                units_of[0] if len(widths) == 1 else units_of[dna.index[..., ids[slot(d, i)]]]
+                for i in range(depth)
+            ]
+            sizes: list[Any] = [float(in_features), *units, float(num_classes)]
+            n = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+            if len(depths) == 1:
+                return total + n
+            total = total + jnp.where(dna.index[..., ids["hidden"]] == d, n, 0.0)
+        return total
+
+    return cost
