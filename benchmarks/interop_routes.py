@@ -81,28 +81,10 @@ def _run_optuna(
     rng: Any,
     sampler: Any = None,
 ) -> tuple[list, list, quality._Clock]:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    suggest = quality._optuna_suggest(bench)
     points: list[int] = []
     observed: list[float] = []
-    clock = quality._Clock()
-    study = optuna.create_study(
-        direction="maximize" if bench.direction == "max" else "minimize",
-        sampler=sampler or pl.algorithms.to_optuna(_algorithm(algorithm), seed=seed),
-    )
-
-    def objective(trial: Any) -> float:
-        config = suggest(trial)
-        t = time.perf_counter()
-        value = bench.objective(config, rng)[bench.metric]
-        points.append(bench.point(config))
-        observed.append(value)
-        clock.outside += time.perf_counter() - t
-        return value
-
-    study.optimize(objective, n_trials=budget, callbacks=[lambda study, trial: clock.step()])
+    sampler = sampler or pl.algorithms.to_optuna(_algorithm(algorithm), seed=seed)
+    clock = quality._run_optuna_native(bench, seed, budget, rng, points, observed, sampler)
     return points, observed, clock
 
 

@@ -271,8 +271,15 @@ def _run_pyglove_native(
 
 
 def _run_optuna_native(
-    bench: B.TabularBenchmark, seed: int, budget: int, rng: Any, points: list, observed: list
+    bench: B.TabularBenchmark,
+    seed: int,
+    budget: int,
+    rng: Any,
+    points: list,
+    observed: list,
+    sampler: Any = None,
 ) -> _Clock:
+    """``study.optimize`` with Optuna's TPE (default settings), or the ``sampler`` given."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -280,7 +287,7 @@ def _run_optuna_native(
     clock = _Clock()
     study = optuna.create_study(
         direction="maximize" if bench.direction == "max" else "minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
+        sampler=sampler or optuna.samplers.TPESampler(seed=seed),
     )
 
     def objective(trial: Any) -> float:
