@@ -482,6 +482,118 @@ def tables(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def merge(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One report from several runs of disjoint algorithms (e.g. slow routes run apart).
+
+    The benchmarks and budgets must agree; average ranks are recomputed over all algorithms.
+    """
+    if not reports:
+        raise ValueError("merge: no reports")
+    first = reports[0]["config"]
+    algorithms: list[str] = []
+    seeds: dict[str, int] = {}
+    for r in reports:
+        cfg = r["config"]
+        for field in ("benchmarks", "budgets"):
+            if cfg[field] != first[field]:
+                raise ValueError(
+                    f"merge: reports disagree on {field}: {first[field]} vs {cfg[field]}"
+                )
+        for a in cfg["algorithms"]:
+            if a in algorithms:
+                raise ValueError(f"merge: algorithm {a!r} is in more than one report")
+            algorithms.append(a)
+            seeds[a] = (cfg.get("seeds_for") or {}).get(a, cfg["seeds"])
+    common = max(set(seeds.values()), key=list(seeds.values()).count)
+    results: dict[str, Any] = {"budgets": {}, "curves": {}}
+    for r in reports:
+        results["curves"].update(r["results"]["curves"])
+    benchmarks = first["benchmarks"]
+    for budget in first["budgets"]:
+        parts = [r["results"]["budgets"][str(budget)] for r in reports]
+        cells = {a: c for p in parts for a, c in p["cells"].items()}
+        ranks: dict[str, dict[str, list[float]]] = {a: {} for a in algorithms}
+        for kind in ("val", "test"):
+            for b in [b for b in benchmarks if kind in cells[algorithms[0]][b]]:
+                for a, rank in zip(
+                    algorithms, _ranks([cells[a][b][kind]["mean"] for a in algorithms])
+                ):
+                    ranks[a].setdefault(kind, []).append(rank)
+        results["budgets"][str(budget)] = {
+            "cells": cells,
+            "average_rank": {
+                a: {kind: float(np.mean(v)) for kind, v in ranks[a].items()} for a in algorithms
+            },
+            "overhead_ms": {a: v for p in parts for a, v in p["overhead_ms"].items()},
+            "first_ms": {a: v for p in parts for a, v in p["first_ms"].items()},
+        }
+    config = dict(first)
+    config.update(
+        algorithms=algorithms,
+        seeds=common,
+        seeds_for={a: n for a, n in seeds.items() if n != common},
+        wall_s=sum(r["config"]["wall_s"] for r in reports),
+        descriptions={a: DESCRIPTIONS.get(a, a) for a in algorithms},
+        merged_from=[
+            {k: r["config"][k] for k in ("algorithms", "workers", "wall_s", "platform")}
+            for r in reports
+        ],
+    )
+    return {
+        "config": config,
+        "results": results,
+        "runs": [run for r in reports for run in r.get("runs", [])],
+    }
+
+
+def goals(
+    report: dict[str, Any],
+    default: str = "neural_predictor",
+    peers: Sequence[str] = ("pyglove_re", "optuna_tpe"),
+    reference: str = "re",
+    within: int = 60,
+) -> str:
+    """The issue's goals, checked per benchmark: ``default`` below every peer's mean regret at
+    each budget, and ``default``'s mean curve reaching ``reference``'s regret at the largest
+    budget within ``within`` evaluations."""
+    cfg, res = report["config"], report["results"]
+    missing = [a for a in (default, *peers, reference) if a not in cfg["algorithms"]]
+    if missing:
+        return f"Goals not checked: no results for {', '.join(missing)}."
+    benchmarks, budgets = cfg["benchmarks"], cfg["budgets"]
+    head = [f"{default} < {' and '.join(peers)} at {b}" for b in budgets]
+    lines = [
+        f"### Goals ({default})",
+        "",
+        "| benchmark | " + " | ".join(head) + f" | evals to {reference}@{budgets[-1]} |",
+        "|---|" + "---:|" * (len(head) + 1),
+    ]
+    met = dict.fromkeys(head, 0)
+    reached = 0
+    for b in benchmarks:
+        row = []
+        for h, budget in zip(head, budgets):
+            cells = res["budgets"][str(budget)]["cells"]
+            mine = cells[default][b]["val"]["mean"]
+            ok = all(mine < cells[p][b]["val"]["mean"] for p in peers)
+            met[h] += ok
+            row.append("yes" if ok else "no")
+        target = res["budgets"][str(budgets[-1])]["cells"][reference][b]["val"]["mean"]
+        curve = np.asarray(res["curves"][default][b]["val"]["mean"])
+        hit = np.flatnonzero(curve <= target)
+        n = int(hit[0]) + 1 if hit.size else None
+        reached += n is not None and n <= within
+        row.append("never" if n is None else f"{n}" + (" (yes)" if n <= within else ""))
+        lines.append(f"| {SHORT.get(b, b)} | " + " | ".join(row) + " |")
+    total = len(benchmarks)
+    lines.append(
+        "| met on | "
+        + " | ".join(f"{met[h]}/{total}" for h in head)
+        + f" | {reached}/{total} within {within} |"
+    )
+    return "\n".join(lines)
+
+
 def plots(report: dict[str, Any], directory: str) -> list[str]:
     """One PNG per benchmark: regret vs evaluations, mean ± s.e. per algorithm."""
     import matplotlib
@@ -654,13 +766,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--progress", action="store_true", help="print each finished run")
     parser.add_argument(
-        "--from-json", metavar="PATH", help="print the tables (and --plots) of a saved report"
+        "--from-json",
+        metavar="PATH",
+        nargs="+",
+        help="print the tables (and --plots) of saved reports, merged when several",
     )
     args = parser.parse_args(argv)
     if args.from_json:
-        with open(args.from_json, encoding="utf-8") as f:
-            saved = json.load(f)
+        saved_reports = []
+        for path in args.from_json:
+            with open(path, encoding="utf-8") as f:
+                saved_reports.append(json.load(f))
+        try:
+            saved = merge(saved_reports) if len(saved_reports) > 1 else saved_reports[0]
+        except ValueError as e:
+            parser.error(str(e))
         print(tables(saved))
+        print()
+        print(goals(saved))
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump(saved, f, indent=1)
         if args.plots:
             for path in plots(saved, args.plots):
                 print(f"wrote {path}", file=sys.stderr)
@@ -700,6 +826,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     except ValueError as e:
         parser.error(str(e))
     print(tables(report))
+    print()
+    print(goals(report))
     if args.plots:
         for path in plots(report, args.plots):
             print(f"wrote {path}", file=sys.stderr)

@@ -87,3 +87,58 @@ def test_bad_arguments_exit_with_a_message(quality, capsys):
     with pytest.raises(SystemExit):
         quality.main(["--quick", "--budgets", "0"])
     assert "must be positive" in capsys.readouterr().err
+
+
+def test_reports_of_disjoint_algorithms_merge_into_the_joint_report(quality, tmp_path, capsys):
+    args = ["--budgets", "8", "--seeds", "2", "--benchmarks", f"naval,{NBG}"]
+    joint = quality.main([*args, "--algorithms", "random,re,re+dedup"])
+    quality.main([*args, "--algorithms", "random", "--json", str(tmp_path / "a.json")])
+    quality.main([*args, "--algorithms", "re,re+dedup", "--json", str(tmp_path / "b.json")])
+    capsys.readouterr()
+    merged = quality.main(["--from-json", str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    assert merged["config"]["algorithms"] == ["random", "re", "re+dedup"]
+    for budget in ("8",):
+        got, want = merged["results"]["budgets"][budget], joint["results"]["budgets"][budget]
+        assert got["average_rank"] == want["average_rank"]
+        assert got["cells"]["re"][NBG]["val"] == want["cells"]["re"][NBG]["val"]
+    assert merged["results"]["curves"] == joint["results"]["curves"]
+    out = capsys.readouterr().out
+    assert "Goals not checked: no results for neural_predictor" in out
+    with pytest.raises(SystemExit):  # the same algorithm twice
+        quality.main(["--from-json", str(tmp_path / "a.json"), str(tmp_path / "a.json")])
+    assert "algorithm 'random' is in more than one report" in capsys.readouterr().err
+
+
+def test_goals_compare_the_default_with_each_peer(quality):
+    def cell(mean):
+        return {"val": {"mean": mean}}
+
+    report = {
+        "config": {
+            "algorithms": ["neural_predictor", "pyglove_re", "optuna_tpe", "re"],
+            "benchmarks": ["x", "y"],
+            "budgets": [3],
+        },
+        "results": {
+            "budgets": {
+                "3": {
+                    "cells": {
+                        "neural_predictor": {"x": cell(0.1), "y": cell(0.5)},
+                        "pyglove_re": {"x": cell(0.2), "y": cell(0.4)},
+                        "optuna_tpe": {"x": cell(0.3), "y": cell(0.6)},
+                        "re": {"x": cell(0.25), "y": cell(0.3)},
+                    }
+                }
+            },
+            "curves": {
+                "neural_predictor": {
+                    "x": {"val": {"mean": [0.9, 0.2, 0.1]}},
+                    "y": {"val": {"mean": [0.9, 0.6, 0.5]}},
+                }
+            },
+        },
+    }
+    text = quality.goals(report, within=2)
+    assert "| x | yes | 2 (yes) |" in text
+    assert "| y | no | never |" in text
+    assert "| met on | 1/2 | 1/2 within 2 |" in text
