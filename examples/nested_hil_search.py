@@ -86,16 +86,27 @@ def downsample(data: dict[str, Any], resolution: int) -> dict[str, Any]:
     return out
 
 
-def latency_us(config: Any, inputs: int) -> float:
-    """Median latency of the model's forward pass on this machine, in µs per batch."""
+def latency_us(
+    config: Any, inputs: int, *, batch_size: int = LATENCY_BATCH, dtype: str = "float32"
+) -> float:
+    """Median latency of the model's forward pass on this machine, in µs per batch.
+
+    ``dtype`` is the precision of the input and of the weights during the timed calls (the
+    model is trained in float32 either way).
+    """
     from flax import nnx
 
     from pliant.nn.cost import measure_latency
 
     model = config.model.build(rngs=nnx.Rngs(0))
     model.eval()
-    lat = measure_latency(model, input_shape=(inputs,), batch_size=LATENCY_BATCH, runs=15)
+    lat = measure_latency(model, input_shape=(inputs,), batch_size=batch_size, dtype=dtype, runs=15)
     return lat.median * 1e6
+
+
+def soft_reward(accuracy: float, latency: float, target: float) -> float:
+    """MnasNet's soft-constrained reward: ``accuracy * min(1, target / latency) ** SOFTNESS``."""
+    return accuracy * min(1.0, target / latency) ** SOFTNESS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,8 +129,11 @@ def main(argv: list[str] | None = None) -> int:
             cache[resolution] = downsample(data, resolution)
         accuracy = train_and_score(config, cache[resolution], epochs=args.epochs)["val"]
         latency = latency_us(config, resolution * resolution)
-        reward = accuracy * min(1.0, target / latency) ** SOFTNESS
-        return {"reward": reward, "accuracy": accuracy, "latency_us": latency}
+        return {
+            "reward": soft_reward(accuracy, latency, target),
+            "accuracy": accuracy,
+            "latency_us": latency,
+        }
 
     def outer(hw: Any, trial: Any) -> float:
         resolution, target = hw["resolution"], hw["target_us"]
