@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +29,24 @@ from pliant.spaces.library import mlp_param_cost, mlp_space
 
 WIDTHS = (8, 16, 32, 64, 128)
 DEPTHS = (1, 2, 3)
+
+
+def load_splits(seed: int = 0) -> tuple[tuple[Any, Any], tuple[Any, Any], tuple[Any, Any]]:
+    """Digits scaled to [0, 1], shuffled with ``seed``: 1000 train, 400 validation, 397 test."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    x, y = (x / 16.0).astype(np.float32), y.astype(np.int32)
+    order = np.random.default_rng(seed).permutation(len(y))
+    x, y = jnp.asarray(x[order]), jnp.asarray(y[order])
+    return (x[:1000], y[:1000]), (x[1000:1400], y[1000:1400]), (x[1400:], y[1400:])
+
+
+def search_space() -> tuple[Any, pl.Space, Callable[[Any], Any]]:
+    """The MLP space (symbolic value and compiled Space) and its in-jit parameter count."""
+    value = mlp_space(64, 10, widths=WIDTHS, num_layers=DEPTHS)
+    space = pl.space(value)
+    return value, space, mlp_param_cost(space, 64, 10, widths=WIDTHS, num_layers=DEPTHS)
 
 
 def retrain(value, train, test, *, epochs: int = 60, seed: int = 0) -> float:
@@ -69,17 +89,8 @@ def main() -> None:
     parser.add_argument("--log", default=None, help="JSON log of the controller's probabilities")
     args = parser.parse_args()
 
-    from sklearn.datasets import load_digits
-
-    x, y = load_digits(return_X_y=True)
-    x, y = (x / 16.0).astype(np.float32), y.astype(np.int32)
-    order = np.random.default_rng(args.seed).permutation(len(y))
-    x, y = jnp.asarray(x[order]), jnp.asarray(y[order])
-    train, val, test = (x[:1000], y[:1000]), (x[1000:1400], y[1000:1400]), (x[1400:], y[1400:])
-
-    value = mlp_space(64, 10, widths=WIDTHS, num_layers=DEPTHS)
-    space = pl.space(value)
-    cost = mlp_param_cost(space, 64, 10, widths=WIDTHS, num_layers=DEPTHS)
+    train, val, test = load_splits(args.seed)
+    value, space, cost = search_space()
     t0 = time.perf_counter()
     result = pl.nn.weight_sharing_search(
         value,
