@@ -17,8 +17,8 @@
 # pliant's algorithms and spaces meet PyGlove's and Optuna's in both directions. The objective
 # here is a cheap synthetic one (no training), so every route runs in seconds; swap in a real
 # evaluation function as in the quick start. `PLIANT_NOTEBOOK_BUDGET=ci` runs fewer trials.
-# (`pliant.flows.tune.PliantSearcher` also makes a pliant algorithm a Ray Tune searcher; Ray is
-# not started here.)
+# The last part, pliant as a Ray Tune searcher, needs Ray (`pip install "pliant[ray]"`) and is
+# skipped without it.
 
 # %%
 import math
@@ -122,3 +122,56 @@ for name, algorithm in {
     rows[name] = pl.search(space, evaluate, algorithm, budget=BUDGET, seed=1).best.reward
 for name, reward in sorted(rows.items(), key=lambda kv: -kv[1]):
     print(f"{name:>34}: best score {reward:.3f} (0 is the optimum)")
+
+# %% [markdown]
+# ## 5. pliant as a Ray Tune searcher
+#
+# `pliant.flows.tune.PliantSearcher` is a `ray.tune.search.Searcher`: Ray Tune keeps its
+# trainables, schedulers and cluster, and a pliant algorithm proposes the configurations from a
+# pliant space. Each config holds the decisions under their names (readable in Tune's tables)
+# and the materialized example under `'example'`. A local Ray with 2 CPUs takes some seconds
+# to start; `reuse_actors=True` keeps one actor per worker instead of one per trial.
+
+# %%
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's classic output: silent at verbose=0
+try:
+    import ray
+    from ray import tune
+
+    from pliant.flows.tune import PliantSearcher
+except ImportError as error:
+    ray = None
+    print(f"skipped: Ray Tune is not installed ({error}); pip install 'pliant[ray]'")
+
+if ray is not None:
+    import logging
+    import tempfile
+
+    logging.getLogger("ray").setLevel(logging.ERROR)  # Tune's progress lines, not its errors
+
+    def trainable(config):
+        tune.report({"score": evaluate(config["example"])})
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    searcher = PliantSearcher(
+        space,
+        pl.algorithms.regularized_evolution(10, 3),
+        metric="score",
+        mode="max",
+        budget=BUDGET // 3,
+    )
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, num_samples=-1, max_concurrent_trials=2, reuse_actors=True
+        ),
+        run_config=tune.RunConfig(storage_path=tempfile.mkdtemp(), name="pliant", verbose=0),
+    )
+    results = tuner.fit()
+    ray.shutdown()
+    best = results.get_best_result(metric="score", mode="max")
+    print(f"{len(results)} Tune trials, {len(results.errors)} errors")
+    print(
+        "pliant evolution inside Ray Tune:", best.config["example"], round(best.metrics["score"], 3)
+    )
+    print("the searcher's own view of the best:", searcher.best()["decisions"])
