@@ -220,6 +220,45 @@ def test_pool_of_a_large_space_mixes_random_and_mutated_candidates() -> None:
     assert near[48:].all() and near[:48].sum() < 3
 
 
+def test_local_turns_are_spread_evenly() -> None:
+    turns = lambda f: [P._local_turn(m, f) for m in range(-2, 8)]
+    assert turns(0.5) == [False, False, False, True, False, True, False, True, False, True]
+    assert sum(turns(1 / 3)) == 2 and not any(turns(0.0)) and all(turns(1.0)[2:])
+
+
+@pytest.mark.parametrize("enumerated", [True, False])
+def test_local_proposals_are_one_decision_from_the_best_observed(enumerated: bool) -> None:
+    # On local turns the model only ranks the neighbours of the best observed DNAs, whether it
+    # scores the whole (enumerated) table or a pool of random and mutated candidates.
+    space = Space([Slot(f"s{i}", "choice", 4) for i in range(5)])
+    algo = small(
+        num_initial=8, refit_every=4, local_fraction=0.5, enumerate_limit=10**4 * enumerated
+    )
+    state = algo.init(space, 0)
+    local = 0
+    for m, key in zip(range(-8, 24), keys(3)):
+        best = state.indices[np.argsort(-state.rewards, kind="stable")[: P._NUM_PARENTS]]
+        dna, state = algo.propose(state, key)
+        if m >= 0 and P._local_turn(m, 0.5):
+            distance = (best != np.asarray(dna.index)).sum(axis=1)
+            assert distance.min() == 1, (m, dna.to_list())
+            local += 1
+        state = algo.feedback(state, dna, float(-((dna.index - 2) ** 2).sum()))
+    assert local == 12
+
+
+def test_local_order_falls_back_to_the_whole_table_when_the_neighbours_are_seen() -> None:
+    space = Space([Slot("a", "choice", 2), Slot("b", "choice", 2), Slot("c", "choice", 3)])
+    algo = small(num_initial=4, refit_every=2, local_fraction=1.0)
+    state = algo.init(space, 0)
+    proposed = set()
+    for _, key in zip(range(space.size), keys(5)):
+        dna, state = algo.propose(state, key)
+        proposed.add(tuple(dna.to_list()))
+        state = algo.feedback(state, dna, float(dna.index.sum()))
+    assert len(proposed) == space.size  # every DNA once, local turns or not
+
+
 @pytest.mark.parametrize("name", ["small_conditional", "manyof_children"])
 def test_table_outputs_equal_the_dense_model(name: str) -> None:
     if name == "small_conditional":
@@ -402,6 +441,7 @@ def test_normal_scores_share_ties_and_are_centred() -> None:
         ({"classifier_quantile": 1.0}, r"classifier_quantile must be a number in \(0, 1\)"),
         ({"classifier": 1}, "classifier must be True or False, got 1"),
         ({"enumerate_limit": -1}, "enumerate_limit must be an int >= 0, got -1"),
+        ({"local_fraction": 2}, r"local_fraction must be a number in \[0.0, 1.0\], got 2"),
     ],
 )
 def test_argument_errors(kwargs: dict, match: str) -> None:
