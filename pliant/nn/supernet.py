@@ -11,7 +11,8 @@ and builds a *super* module for each weight-sharing block of :mod:`pliant.nn.lay
 - an **op** decision (the depthwise kernel size, a choice between blocks such as
   ``oneof([InvertedBottleneck(...), Identity()])``) is a ``lax.switch`` over separately weighted
   branches with ``jax.checkpoint`` around each branch, so only the chosen branch runs and the
-  backward pass keeps no residuals of the others (pitfall 15);
+  backward pass keeps no residuals of the others (pitfall 15); under TuNAS's op warm-up
+  (``net(x, dna, mixed)``) a flagged choice runs every branch and averages their outputs;
 - a **depth** decision is a skip: a block choice with ``Identity()`` (a switch), or an MLP depth
   choice (a select between the layer's output and its input; the layers past the chosen depth
   still run, since an MLP layer is cheap, and their weights get zero gradient);
@@ -57,9 +58,15 @@ _BN_EPSILON = 1e-5  # nnx.BatchNorm's default; the children use nnx.BatchNorm
 class _Scalar:
     """A numeric argument: its possible values and, from a DNA, the position of the chosen one."""
 
-    def __init__(self, values: Sequence[Any], position: Callable[[jax.Array], jax.Array] | None):
+    def __init__(
+        self,
+        values: Sequence[Any],
+        position: Callable[[jax.Array], jax.Array] | None,
+        slot: int | None = None,
+    ):
         self.values = tuple(values)
         self._position = position
+        self.slot = slot  # the slot of the outermost decision (None: fixed or an int range)
 
     @property
     def max(self) -> Any:
@@ -96,7 +103,7 @@ def _scalar(plan: Any, where: KeyPath) -> _Scalar:
             each = jnp.stack([jnp.asarray(r)[c.position(index)] for r, c in zip(remaps, cands)])
             return each[index[slot]]
 
-        return _Scalar(values, position)
+        return _Scalar(values, position, slot)
     raise ValueError(
         f"pl.nn.supernet: at path {str(where)!r}: expected an int or a choice of ints, got "
         f"{_describe(plan)}"
@@ -123,6 +130,38 @@ def _mask(width: _Scalar, size: int, index: jax.Array, dtype: Any) -> jax.Array 
 
 def _times(x: jax.Array, mask: jax.Array | None) -> jax.Array:
     return x if mask is None else x * mask
+
+
+def _run_op(
+    fns: Sequence[Callable[[jax.Array], jax.Array]],
+    position: jax.Array,
+    average: jax.Array | None,
+    x: jax.Array,
+) -> jax.Array:
+    """One op choice: ``fns[position](x)`` alone, or, where ``average`` holds, the mean of all.
+
+    The single path is a ``lax.switch`` (only the chosen branch runs); the average (TuNAS's
+    op warm-up: a uniform mask over the candidates) runs every branch. ``average`` is a traced
+    bool, so one compiled program serves both, a ``lax.cond`` choosing at run time.
+    """
+
+    def single(x: jax.Array) -> jax.Array:
+        return jax.lax.switch(position, list(fns), x)
+
+    if average is None:
+        return single(x)
+
+    def mean(x: jax.Array) -> jax.Array:
+        total = fns[0](x)
+        for f in fns[1:]:
+            total = total + f(x)
+        return total / jnp.asarray(len(fns), total.dtype)
+
+    return jax.lax.cond(average, mean, single, x)
+
+
+def _averaged(mix: jax.Array | None, slot: int | None) -> jax.Array | None:
+    return None if mix is None or slot is None else mix[slot]
 
 
 def _node_args(plan: Any) -> tuple[Any, dict[str, Any]] | None:
@@ -189,7 +228,7 @@ class _SuperConvBN(nnx.Module):
         )  # fmt: skip
         self.bn = _MaskedBatchNorm(self.cout.max)
 
-    def __call__(self, x: jax.Array, index: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, index: jax.Array, mix: jax.Array | None) -> jax.Array:
         mask = _mask(self.cout, self.cout.max, index, x.dtype)
         return self.act(self.bn(self.conv(x), mask))
 
@@ -217,7 +256,7 @@ class _SuperInvertedBottleneck(nnx.Module):
         self.project = nnx.Conv(hidden, self.cout.max, (1, 1), use_bias=False, rngs=rngs)
         self.project_bn = _MaskedBatchNorm(self.cout.max)
 
-    def __call__(self, x: jax.Array, index: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, index: jax.Array, mix: jax.Array | None) -> jax.Array:
         if self.cin.fixed and self.expansion.fixed:
             hmask = None
         else:
@@ -232,7 +271,8 @@ class _SuperInvertedBottleneck(nnx.Module):
                 jax.checkpoint(lambda y, w=w: layers.depthwise_conv(y, w, self.stride))
                 for w in kernels
             ]
-            y = jax.lax.switch(self.kernel.position(index), branches, y)
+            average = _averaged(mix, self.kernel.slot)
+            y = _run_op(branches, self.kernel.position(index), average, y)
         y = jax.nn.relu6(self.depthwise_bn(y, hmask))
         y = self.project_bn(self.project(y), _mask(self.cout, self.cout.max, index, x.dtype))
         return x + y if self.residual else y
@@ -251,7 +291,7 @@ class _SuperIdentity(nnx.Module):
     def __init__(self, args: dict[str, Any], where: KeyPath, rngs: nnx.Rngs):
         pass
 
-    def __call__(self, x: jax.Array, index: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, index: jax.Array, mix: jax.Array | None) -> jax.Array:
         return x
 
     def load(self, child: Any) -> None:
@@ -271,8 +311,8 @@ class _Switch(nnx.Module):
             ]
         )
 
-    def __call__(self, x: jax.Array, index: jax.Array) -> jax.Array:
-        fns = [jax.checkpoint(lambda x, b=b: b(x, index)) for b in self.branches]
+    def __call__(self, x: jax.Array, index: jax.Array, mix: jax.Array | None) -> jax.Array:
+        fns = [jax.checkpoint(lambda x, b=b: b(x, index, mix)) for b in self.branches]
         shapes = {jax.eval_shape(f, x).shape for f in fns}
         if len(shapes) > 1:
             raise ValueError(
@@ -280,7 +320,7 @@ class _Switch(nnx.Module):
                 f"outputs of different shapes {sorted(shapes)}; an op choice needs candidates "
                 f"with equal output shapes (e.g. a residual block and Identity())"
             )
-        return jax.lax.switch(index[self.slot], fns, x)
+        return _run_op(fns, index[self.slot], _averaged(mix, self.slot), x)
 
     def load(self, child: Any, index: np.ndarray) -> None:
         _load(self.branches[int(index[self.slot])], child, index)
@@ -310,11 +350,11 @@ class _SuperMobileNet(nnx.Module):
             )
         self.classifier = nnx.Linear(head_out, _fixed(args, "num_classes", where), rngs=rngs)
 
-    def __call__(self, x: jax.Array, index: jax.Array) -> jax.Array:
-        x = self.stem(x, index)
+    def __call__(self, x: jax.Array, index: jax.Array, mix: jax.Array | None) -> jax.Array:
+        x = self.stem(x, index, mix)
         for block in self.blocks:
-            x = block(x, index)
-        x = self.head(x, index)
+            x = block(x, index, mix)
+        x = self.head(x, index, mix)
         return self.classifier(x.mean(axis=(1, 2)))
 
     def load(self, child: Any, index: np.ndarray) -> None:
@@ -357,7 +397,9 @@ class _SuperMLP(nnx.Module):
         self.sizes = tuple(sizes)
         self.classifier = nnx.Linear(sizes[-1], _fixed(args, "num_classes", where), rngs=rngs)
 
-    def __call__(self, x: jax.Array, index: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, index: jax.Array, mix: jax.Array | None) -> jax.Array:
+        # A depth choice stays single-path under op warm-up (``mix`` is not read): the
+        # warm-up's uniform candidate trains instead of the average of all depths.
         for i, (layer, width, size) in enumerate(zip(self.layers, self.widths, self.sizes)):
             y = _times(self.act(layer(x)), _mask(width, size, index, x.dtype))
             if self.depth is not None and i >= self.min_depth:
@@ -447,7 +489,7 @@ def _copy(src: Any, dst: Any) -> None:
 
 
 class Supernet(nnx.Module):
-    """A weight-sharing supernet over a search space; call it as ``net(x, dna)``.
+    """A weight-sharing supernet over a search space; call it as ``net(x, dna[, mixed])``.
 
     Attributes:
         space: the :class:`~pliant.spaces.Space` whose DNAs the supernet reads.
@@ -462,9 +504,22 @@ class Supernet(nnx.Module):
         register_pytree()
         self.body = _block(compiled.plan, KeyPath(), rngs)
 
-    def __call__(self, x: jax.Array, dna: DNA) -> jax.Array:
+    def __call__(self, x: jax.Array, dna: DNA, mixed: Any = None) -> jax.Array:
         index = _index(self.space, dna)
-        return self.body(x, index)
+        return self.body(x, index, _mixed(self.space, mixed))
+
+
+def _mixed(space: Space, mixed: Any) -> jax.Array | None:
+    if mixed is None:
+        return None
+    mix = jnp.asarray(mixed)
+    if mix.shape != (space.num_slots,) or mix.dtype != jnp.bool_:
+        raise ValueError(
+            f"pl.nn.supernet: mixed must be a bool array of shape [{space.num_slots}] (one flag "
+            f"per slot, e.g. from pl.algorithms.sharing.warmup_path), got {mix.dtype}"
+            f"{list(mix.shape)}"
+        )
+    return mix
 
 
 def _index(space: Space, dna: Any) -> jax.Array:
@@ -498,6 +553,10 @@ def supernet(space_value: Any, *, rngs: nnx.Rngs) -> Supernet:
     Returns:
         A :class:`Supernet`: ``net(x, dna)`` runs the child ``dna`` selects (``dna`` from
         ``pl.space(space_value)``, concrete or traced under ``jax.jit``).
+        ``net(x, dna, mixed)``, with ``mixed`` a bool ``[num_slots]`` mask (TuNAS's op
+        warm-up, from :func:`pliant.algorithms.sharing.warmup_path`), replaces the output of
+        each flagged op choice (a choice between blocks, a kernel size) by the mean of all its
+        candidates' outputs; an MLP depth choice ignores the flag.
 
     Raises:
         ValueError: naming the key path of a node or choice the supernet cannot share weights for.

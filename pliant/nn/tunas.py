@@ -195,6 +195,7 @@ def weight_sharing_search(
     preset: str = "cpu",
     batch_size: int | None = None,
     warmup: bool = True,
+    op_warmup: str | None = None,
     num_random: int = 2,
     num_candidates: int = 64,
     log_every: int = 50,
@@ -225,6 +226,10 @@ def weight_sharing_search(
         preset: ``"cpu"`` or ``"faithful"`` (:func:`~pliant.algorithms.tunas_preset`).
         batch_size: Training batch (default: the preset's); validation batches are 4x larger.
         warmup: Apply TuNAS's op and filter warm-up over the preset's first 25 % of steps.
+        op_warmup: How op warm-up trains a warmed-up op slot: ``"average"`` (TuNAS: the
+            layer's output is the mean of all its candidates' outputs; the net is called as
+            ``net(x, dna, mixed=mask)``) or ``"sample"`` (one uniform candidate). None: average
+            for a ``pl.nn.Supernet``, sample for any other net.
         num_random: Uniform children per sandwich step.
         num_candidates: Children scored with the supernet to pick the result of the
             strategies without a controller.
@@ -241,10 +246,10 @@ def weight_sharing_search(
         A :class:`SearchResult`.
 
     Raises:
-        ValueError: For an unknown strategy or preset, bad data, ``steps`` or ``log_every``
-            below 1, a controller with another strategy, ``"tunas"`` with a controller that
-            plans another number of steps or whose delay is shorter than the warm-up, or a cost
-            without a target.
+        ValueError: For an unknown strategy, preset or ``op_warmup``, bad data, ``steps`` or
+            ``log_every`` below 1, a controller with another strategy, ``"tunas"`` with a
+            controller that plans another number of steps or whose delay is shorter than the
+            warm-up, or a cost without a target.
         TypeError: For a controller that is not from ``pl.algorithms.tunas``.
 
     Example:
@@ -263,13 +268,169 @@ def weight_sharing_search(
         >>> type(result.value).__name__, result.value == pl.materialize(value, result.dna)
         ('Node', True)
     """
+    for label, v in (("steps", steps), ("log_every", log_every)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"weight_sharing_search: {label} must be an int >= 1, got {v!r}")
+    built = make_search_step(
+        space_value,
+        train_data,
+        val_data,
+        net=net,
+        strategy=strategy,
+        controller=controller,
+        cost=cost,
+        target=target,
+        reward=reward,
+        steps=steps,
+        preset=preset,
+        batch_size=batch_size,
+        warmup=warmup,
+        op_warmup=op_warmup,
+        num_random=num_random,
+        seed=seed,
+    )
+    step, net, space, algo = built.step, built.net, built.space, built.controller
+    cost, target, symbolic = built.cost, built.target, built.symbolic
+
+    @jax.jit
+    def chunk(carry: tuple, ts: Any) -> tuple[tuple, dict]:
+        carry, metrics = jax.lax.scan(step, carry, ts)
+        return carry, jax.tree_util.tree_map(lambda m: jnp.mean(m), metrics)
+
+    history: list[dict] = []
+    carry = built.carry
+    compile_s = 0.0
+    done = 0
+    if checkpoint is not None:
+        restored = _restore(checkpoint, carry, steps)
+        if restored is not None:
+            carry, history = restored
+            done = history[-1]["step"] if history else 0
+    while done < steps:
+        n = min(log_every, steps - done)
+        t0 = time.perf_counter()
+        carry, metrics = chunk(carry, jnp.arange(done, done + n))
+        metrics = {k: float(v) for k, v in metrics.items()}
+        if not compile_s:  # the first call of this process compiles
+            compile_s = time.perf_counter() - t0
+        done += n
+        entry: dict[str, Any] = {"step": done, **metrics, "seconds": time.perf_counter() - t0}
+        if algo is not None:
+            entry["probabilities"] = probabilities(carry[3])
+        history.append(entry)
+        if checkpoint is not None:
+            _save(checkpoint, carry, history, steps)
+        if log is not None:
+            _write_log(log, strategy, space, history)
+        if callable(progress):
+            progress(entry)
+        elif progress:
+            extra = (
+                f" entropy {entry['entropy']:.3f} E[cost] {entry['expected_cost']:.4g}"
+                if algo is not None
+                else ""
+            )
+            print(
+                f"step {done}/{steps}: loss {entry['loss']:.4f} "
+                f"val_acc {entry['val_accuracy']:.3f}{extra}"
+            )
+    params, rest, _, cstate, _ = carry
+    nnx.update(net, params, rest)
+    xv, yv = built.val_data
+    if algo is not None:
+        dna = final_architecture(algo, cstate)
+    else:
+        dna = _best_child(net, space, (xv, yv), cost, target, num_candidates, seed)
+    c = None if cost is None else float(np.asarray(_batched(cost, space.stack([dna])))[0])
+    value = None
+    if symbolic is not None:
+        import pliant as pl
+
+        value = pl.materialize(symbolic, dna)
+    return SearchResult(dna, value, c, net, cstate, history, compile_s)
+
+
+class SearchStep(NamedTuple):
+    """One step of a weight-sharing search, as :func:`weight_sharing_search` runs it.
+
+    Attributes:
+        step: ``step(carry, t) -> (carry, metrics)``, pure and traceable: draws the DNA(s) of
+            step ``t`` (an int32 scalar, it sets the warm-up and controller schedules), one
+            shared-weight update on a training batch, the validation forward of the scored
+            DNA and, for TuNAS, the controller update. The runner scans it ``log_every``
+            steps per ``jax.jit`` call; ``jax.jit(step)`` runs one step.
+        carry: The initial carry ``(params, rest, opt_state, controller_state, key)``.
+        net: The supernet (its variables are the carry's ``params`` and ``rest``).
+        space: The space searched.
+        symbolic: The symbolic space value (None for a bare Space).
+        controller: The TuNAS algorithm (None for the other strategies).
+        cost: The cost model (the controller's when none was given; may be None).
+        target: The cost target ``T0`` (may be None).
+        val_data: The validation arrays ``(x, y)`` as JAX arrays.
+        op_warmup: ``"average"`` or ``"sample"`` (how op warm-up trains an op slot).
+    """
+
+    step: Callable[[tuple, Any], tuple[tuple, dict]]
+    carry: tuple
+    net: Any
+    space: Space
+    symbolic: Any
+    controller: Algorithm | None
+    cost: Callable[[DNA], Any] | None
+    target: float | None
+    val_data: tuple[Any, Any]
+    op_warmup: str
+
+
+def make_search_step(
+    space_value: Any,
+    train_data: tuple[Any, Any],
+    val_data: tuple[Any, Any],
+    *,
+    net: Any = None,
+    strategy: str = "tunas",
+    controller: Algorithm | None = None,
+    cost: Callable[[DNA], Any] | None = None,
+    target: float | None = None,
+    reward: str = "abs",
+    steps: int = 1000,
+    preset: str = "cpu",
+    batch_size: int | None = None,
+    warmup: bool = True,
+    op_warmup: str | None = None,
+    num_random: int = 2,
+    seed: int = 0,
+) -> SearchStep:
+    """Builds the step :func:`weight_sharing_search` runs (same arguments, same checks).
+
+    For benchmarks and custom loops: ``jax.jit(built.step)(built.carry, t)`` is one search
+    step, exactly the runner's (which scans it). Arguments are those of
+    :func:`weight_sharing_search`.
+
+    Raises:
+        ValueError, TypeError: As :func:`weight_sharing_search`.
+
+    Example:
+        >>> import jax, numpy as np
+        >>> from pliant.spaces.library import mlp_space
+        >>> value = mlp_space(4, 2, widths=(2, 4), num_layers=1)
+        >>> x = np.ones((8, 4), np.float32); y = np.zeros(8, np.int32)
+        >>> built = make_search_step(value, (x, y), (x, y), strategy="spos", steps=4)
+        >>> carry, metrics = jax.jit(built.step)(built.carry, 0)
+        >>> sorted(metrics)
+        ['loss', 'val_accuracy']
+    """
     if strategy not in STRATEGIES:
         raise ValueError(
             f"weight_sharing_search: strategy must be one of {STRATEGIES}, got {strategy!r}"
         )
-    for label, v in (("steps", steps), ("log_every", log_every)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"weight_sharing_search: {label} must be an int >= 1, got {v!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"weight_sharing_search: steps must be an int >= 1, got {steps!r}")
+    if op_warmup not in (None, "average", "sample"):
+        raise ValueError(
+            f"weight_sharing_search: op_warmup must be 'average', 'sample' or None, got "
+            f"{op_warmup!r}"
+        )
     p = tunas_preset(preset, steps=steps, batch_size=batch_size)
     if controller is not None and strategy != "tunas":
         raise ValueError(
@@ -294,6 +455,11 @@ def weight_sharing_search(
         if make is None:
             raise ValueError("weight_sharing_search: pl.nn.supernet is not available; pass net=")
         net = make(symbolic, rngs=nnx.Rngs(seed))
+    from pliant.nn.supernet import Supernet
+
+    # TuNAS's op warm-up trains the average of all candidates of a warmed-up op slot; a
+    # pl.nn.Supernet computes it (net(x, dna, mixed)), another net trains one uniform op.
+    average_ops = op_warmup or ("average" if isinstance(net, Supernet) else "sample")
 
     warm_frac = p.warmup if warmup else 0.0
     algo = None
@@ -338,30 +504,35 @@ def weight_sharing_search(
     cstate = None if algo is None else algo.init(space, jax.random.fold_in(key, 1))
     distill = strategy == "sandwich"
 
-    def apply(params: Any, rest: Any, x: Any, dna: DNA) -> tuple[Any, Any]:
+    def apply(params: Any, rest: Any, x: Any, dna: DNA, mixed: Any = None) -> tuple[Any, Any]:
         m = nnx.merge(graphdef, params, rest)
-        out = m(x, dna)
+        out = m(x, dna) if mixed is None else m(x, dna, mixed=mixed)
         return out, nnx.state(m, nnx.Not(nnx.Param))
 
-    def paths(k: Any, t: Any, cs: Any) -> tuple[DNA, DNA | None, Any]:
-        """(DNAs to train on [k, S], the controller's own sample or None, controller state)."""
+    def paths(k: Any, t: Any, cs: Any) -> tuple[DNA, DNA | None, Any, Any]:
+        """(DNAs to train on [k, S], the controller's own sample or None, controller state,
+        the op-warm-up mask of the first row to average or None)."""
         if algo is not None:
             own, cs = algo.propose(cs, k)  # feasible under rejection sampling
             pw = warmup_probability(t, steps, warm_frac)
-            trained, _ = sharing.warmup_path(
+            trained, mixed = sharing.warmup_path(
                 own, jax.random.fold_in(k, 7), pw, pw, roles=roles, largest=largest
             )
-            return _stack(trained), own, cs
+            if average_ops != "average" or not warm_frac:
+                mixed = None
+            return _stack(trained), own, cs, mixed
         if strategy == "spos":
-            return _stack(sharing.uniform_path(space, k)), None, cs
+            return _stack(sharing.uniform_path(space, k)), None, cs, None
         if strategy == "fairnas":
-            return sharing.fair_paths(space, k), None, cs
+            return sharing.fair_paths(space, k), None, cs, None
         rows = sharing.sandwich_paths(space, k, num_random, largest=largest, smallest=smallest)
-        return rows, None, cs
+        return rows, None, cs, None
 
-    def weight_loss(params: Any, rest: Any, x: Any, y: Any, rows: DNA) -> tuple[Any, Any]:
-        def child(dna: DNA, rest: Any, teacher: Any) -> tuple[Any, Any, Any]:
-            logits, rest = apply(params, rest, x, dna)
+    def weight_loss(
+        params: Any, rest: Any, x: Any, y: Any, rows: DNA, mixed: Any
+    ) -> tuple[Any, Any]:
+        def child(dna: DNA, rest: Any, teacher: Any, mix: Any = None) -> tuple[Any, Any, Any]:
+            logits, rest = apply(params, rest, x, dna, mix)
             if teacher is None:
                 loss = _cross_entropy(logits, y, smoothing)
             else:
@@ -369,7 +540,7 @@ def weight_sharing_search(
             return loss, rest, logits
 
         k = rows.batch_shape[0]
-        loss, rest, first = child(rows[0], rest, None)
+        loss, rest, first = child(rows[0], rest, None, mixed)
         if k == 1:
             return loss, rest
         teacher = jax.nn.softmax(jax.lax.stop_gradient(first)) if distill else None
@@ -395,10 +566,10 @@ def weight_sharing_search(
     def step(carry: tuple, t: Any) -> tuple[tuple, dict]:
         params, rest, opt_state, cs, key = carry
         key, k_path, k_tr, k_val, k_exp = jax.random.split(jax.random.fold_in(key, t), 5)
-        rows, own, cs = paths(k_path, t, cs)
+        rows, own, cs, mixed = paths(k_path, t, cs)
         it = jax.random.randint(k_tr, (b_train,), 0, xt.shape[0])
         (loss, rest), grads = jax.value_and_grad(weight_loss, has_aux=True)(
-            params, rest, xt[it], yt[it], rows
+            params, rest, xt[it], yt[it], rows, mixed
         )
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
@@ -412,61 +583,18 @@ def weight_sharing_search(
             metrics["entropy"], metrics["expected_cost"] = expected(cs, k_exp)
         return (params, rest, opt_state, cs, key), metrics
 
-    @jax.jit
-    def chunk(carry: tuple, ts: Any) -> tuple[tuple, dict]:
-        carry, metrics = jax.lax.scan(step, carry, ts)
-        return carry, jax.tree_util.tree_map(lambda m: jnp.mean(m), metrics)
-
-    history: list[dict] = []
-    carry = (params, rest, opt_state, cstate, key)
-    compile_s = 0.0
-    done = 0
-    if checkpoint is not None:
-        restored = _restore(checkpoint, carry, steps)
-        if restored is not None:
-            carry, history = restored
-            done = history[-1]["step"] if history else 0
-    while done < steps:
-        n = min(log_every, steps - done)
-        t0 = time.perf_counter()
-        carry, metrics = chunk(carry, jnp.arange(done, done + n))
-        metrics = {k: float(v) for k, v in metrics.items()}
-        if not compile_s:  # the first call of this process compiles
-            compile_s = time.perf_counter() - t0
-        done += n
-        entry: dict[str, Any] = {"step": done, **metrics, "seconds": time.perf_counter() - t0}
-        if algo is not None:
-            entry["probabilities"] = probabilities(carry[3])
-        history.append(entry)
-        if checkpoint is not None:
-            _save(checkpoint, carry, history, steps)
-        if log is not None:
-            _write_log(log, strategy, space, history)
-        if callable(progress):
-            progress(entry)
-        elif progress:
-            extra = (
-                f" entropy {entry['entropy']:.3f} E[cost] {entry['expected_cost']:.4g}"
-                if algo is not None
-                else ""
-            )
-            print(
-                f"step {done}/{steps}: loss {entry['loss']:.4f} "
-                f"val_acc {entry['val_accuracy']:.3f}{extra}"
-            )
-    params, rest, opt_state, cstate, _ = carry
-    nnx.update(net, params, rest)
-    if algo is not None:
-        dna = final_architecture(algo, cstate)
-    else:
-        dna = _best_child(net, space, (xv, yv), cost, target, num_candidates, seed)
-    c = None if cost is None else float(np.asarray(_batched(cost, space.stack([dna])))[0])
-    value = None
-    if symbolic is not None:
-        import pliant as pl
-
-        value = pl.materialize(symbolic, dna)
-    return SearchResult(dna, value, c, net, cstate, history, compile_s)
+    return SearchStep(
+        step,
+        (params, rest, opt_state, cstate, key),
+        net,
+        space,
+        symbolic,
+        algo,
+        cost,
+        target,
+        (xv, yv),
+        average_ops,
+    )
 
 
 def _split(net: Any) -> tuple[Any, Any, Any]:

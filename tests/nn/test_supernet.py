@@ -40,6 +40,7 @@ def mlp():
 
 
 forward = nnx.jit(lambda net, x, dna: net(x, dna))
+module_call = nnx.jit(lambda block, x, index, mix: block(x, index, mix))  # a super module
 child_forward = nnx.jit(lambda child, x: child(x))
 
 
@@ -203,3 +204,68 @@ def test_int_and_nested_width_choices():
         child = pl.nn.extract(net, dna)
         assert list(child.hidden) == list(pl.materialize(value, dna).hidden)
         np.testing.assert_allclose(forward(net, x, dna), child(x), rtol=RTOL, atol=ATOL)
+
+
+def test_op_warmup_averages_the_candidates_of_a_block_choice():
+    _, net = mobile()
+    switch = net.body.blocks[1]  # oneof([InvertedBottleneck(...), Identity()]), slot 3
+    x = jax.random.normal(jax.random.key(7), (4, 8, 8, 16))
+    index = jnp.asarray([1, 1, 1, 0, 1, 0])
+    mix = jnp.zeros(6, bool).at[3].set(True)
+    each = [module_call(switch, x, index.at[3].set(j), None) for j in range(2)]
+    got = module_call(switch, x, index, mix)
+    np.testing.assert_allclose(got, (each[0] + each[1]) / 2, rtol=RTOL, atol=ATOL)
+    assert not np.allclose(each[0], each[1], atol=1e-3)  # the mean is not one of them
+    # The same DNA, with its other slots flagged, stays on the single path.
+    single = module_call(switch, x, index, jnp.zeros(6, bool).at[1].set(True))
+    np.testing.assert_allclose(single, each[0], rtol=RTOL, atol=ATOL)
+
+
+def test_op_warmup_averages_the_kernel_sizes_of_a_block():
+    _, net = mobile()
+    block = net.body.blocks[0]  # kernel_size oneof([3, 5]) at slot 1, stride 1
+    x = jax.random.normal(jax.random.key(8), (4, 8, 8, block.cin.max))
+    index = jnp.asarray([1, 0, 1, 0, 0, 0])
+    got = module_call(block, x, index, jnp.zeros(6, bool).at[1].set(True))
+    # Depthwise convolution is linear in its kernel, and a 3x3 kernel is the 5x5 kernel with a
+    # zero border (SAME padding, stride 1): the average of the two branches is one 5x5 branch
+    # whose kernel is the average of the padded 3x3 and the 5x5.
+    w3, w5 = (dw.kernel[...] for dw in block.depthwise)
+    merged = nnx.clone(block)
+    merged.depthwise[1].kernel.set_value((jnp.pad(w3, ((1, 1), (1, 1), (0, 0))) + w5) / 2)
+    want = module_call(merged, x, index.at[1].set(1), None)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(got, module_call(block, x, index, None), atol=1e-3)
+
+
+def test_mixed_mask_errors():
+    _, net = mobile()
+    x = jnp.ones((2, 8, 8, 1))
+    dna = net.space.make_dna(np.array([1, 0, 1, 0, 1, 0]))
+    with pytest.raises(ValueError, match=r"mixed must be a bool array of shape \[6\]"):
+        net(x, dna, np.zeros(5, bool))
+    with pytest.raises(ValueError, match="mixed must be a bool"):
+        net(x, dna, np.zeros(6, np.int32))
+
+
+@pytest.mark.slow  # three compilations of the whole supernet (about a minute on 2 busy CPUs)
+def test_mixed_mask_in_the_supernet_call():
+    _, net = mobile()
+    space = net.space
+    x = jax.random.normal(jax.random.key(9), (4, 8, 8, 1))
+    dna = space.make_dna(np.array([1, 0, 1, 0, 1, 0]))
+    call = nnx.jit(lambda net, x, dna, mixed: net(x, dna, mixed))
+    none = np.zeros(space.num_slots, bool)
+    np.testing.assert_allclose(call(net, x, dna, none), forward(net, x, dna), rtol=RTOL, atol=ATOL)
+
+    @nnx.jit
+    def grads_of(net, mixed):
+        return nnx.grad(lambda n: jnp.sum(n(x, dna, mixed) ** 2))(net)
+
+    def kernel_grads(mixed):
+        dw = grads_of(net, none if mixed is None else mixed).body.blocks[0].depthwise
+        return [float(jnp.abs(dw[i].kernel[...]).sum()) for i in range(2)]
+
+    single, mixed = kernel_grads(None), kernel_grads(jnp.asarray(none).at[1].set(True))
+    assert single[0] > 0 and single[1] == 0  # only the chosen 3x3 trains
+    assert mixed[0] > 0 and mixed[1] > 0  # under op warm-up both kernels train

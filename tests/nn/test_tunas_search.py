@@ -124,6 +124,10 @@ def test_errors(digits: tuple) -> None:
         weight_sharing_search(SPACE, train, val, net=net, steps=0)
     with pytest.raises(ValueError, match="a cost model needs a target"):
         weight_sharing_search(SPACE, train, val, net=net, cost=params)
+    with pytest.raises(
+        ValueError, match="op_warmup must be 'average', 'sample' or None, got 'mean'"
+    ):
+        weight_sharing_search(SPACE, train, val, net=net, op_warmup="mean")
     with pytest.raises(ValueError, match="plans its schedule for 50 steps but the search runs 10"):
         weight_sharing_search(
             SPACE, train, val, net=net, steps=10, controller=tunas(params, 100.0, steps=50)
