@@ -15,8 +15,8 @@
 # # Search quality: pliant's algorithms vs PyGlove and Optuna
 #
 # Regret curves on tabular benchmarks (HPOLib FCNet and NAS-Bench-Graph), loaded from the
-# quality benchmark's JSON (`benchmarks/results/quality_runB.json`, written by
-# `python benchmarks/quality.py`; see `benchmarks/results/quality_runB.md` for the full
+# quality benchmark's JSON (`benchmarks/results/quality.json`, written by
+# `python benchmarks/quality.py`; see `benchmarks/results/quality.md` for the full
 # tables and how regret is defined), then a small live run of the same benchmark code next to
 # them. Regret is the gap to the best configuration in the table (lower is better); curves
 # are the mean over seeds of the incumbent's regret after each evaluation.
@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 root = Path.cwd() if (Path.cwd() / "benchmarks").is_dir() else Path.cwd().parent
-run = json.loads((root / "benchmarks/results/quality_runB.json").read_text())
+run = json.loads((root / "benchmarks/results/quality.json").read_text())
 config, curves, budgets = run["config"], run["results"]["curves"], run["results"]["budgets"]
 print(f"{config['seeds']} seeds per cell ({config['seeds_for']} where fewer),")
 print(f"pliant {config['pliant']}, PyGlove {config['pyglove']}, Optuna {config['optuna']}")
@@ -68,7 +68,8 @@ plt.show()
 # ## Average rank and framework overhead
 #
 # Rank over the seven benchmarks by mean validation regret (1 = best), and the milliseconds
-# each algorithm adds per evaluation (outside the table look-up, 2 workers on 2 CPUs).
+# each algorithm adds per evaluation (outside the table look-up; measured on a loaded 2-core
+# machine, so read them as ratios).
 
 # %%
 rows = {}

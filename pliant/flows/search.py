@@ -173,7 +173,7 @@ def search(
     if not callable(evaluate):
         raise TypeError(f"evaluate must be a function example -> reward, got {evaluate!r}")
     # dedup(evolution) ranked above plain evolution at 100 and 300 trials on the tabular
-    # benchmarks (benchmarks/results/quality_runB.md): a repeated architecture wastes a trial.
+    # benchmarks (benchmarks/results/quality.md): a repeated architecture wastes a trial.
     algorithm = dedup(regularized_evolution()) if algorithm is None else algorithm
     space_value = partial_of(space_value, where)
     engine = StudyEngine(
