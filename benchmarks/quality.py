@@ -339,6 +339,19 @@ def _ranks(values: Sequence[float]) -> list[float]:
     return ranks.tolist()
 
 
+def _average_ranks(
+    cells: dict[str, dict[str, Any]], algorithms: Sequence[str], benchmarks: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """Per algorithm and regret kind, its rank by mean regret averaged over the benchmarks
+    that report that kind (ties share a rank)."""
+    ranks: dict[str, dict[str, list[float]]] = {a: {} for a in algorithms}
+    for kind in ("val", "test"):
+        for b in [b for b in benchmarks if kind in cells[algorithms[0]][b]]:
+            for a, r in zip(algorithms, _ranks([cells[a][b][kind]["mean"] for a in algorithms])):
+                ranks[a].setdefault(kind, []).append(r)
+    return {a: {kind: float(np.mean(v)) for kind, v in ranks[a].items()} for a in algorithms}
+
+
 def aggregate(
     runs: list[dict[str, Any]],
     algorithms: Sequence[str],
@@ -364,18 +377,9 @@ def aggregate(
                 cell["overhead_ms"] = _stats([_overhead_ms(r["framework_s"], budget) for r in rs])
                 cell["first_ms"] = _stats([1e3 * r["framework_s"][0] for r in rs])
                 cells[a][b] = cell
-        ranks = {a: {} for a in algorithms}
-        for kind in ("val", "test"):
-            with_kind = [b for b in benchmarks if kind in kinds[b]]
-            for b in with_kind:
-                rb = _ranks([cells[a][b][kind]["mean"] for a in algorithms])
-                for a, r in zip(algorithms, rb):
-                    ranks[a].setdefault(kind, []).append(r)
         summary[str(budget)] = {
             "cells": cells,
-            "average_rank": {
-                a: {kind: float(np.mean(v)) for kind, v in ranks[a].items()} for a in algorithms
-            },
+            "average_rank": _average_ranks(cells, algorithms, benchmarks),
             "overhead_ms": {
                 a: float(np.mean([cells[a][b]["overhead_ms"]["mean"] for b in benchmarks]))
                 for a in algorithms
@@ -512,18 +516,9 @@ def merge(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for budget in first["budgets"]:
         parts = [r["results"]["budgets"][str(budget)] for r in reports]
         cells = {a: c for p in parts for a, c in p["cells"].items()}
-        ranks: dict[str, dict[str, list[float]]] = {a: {} for a in algorithms}
-        for kind in ("val", "test"):
-            for b in [b for b in benchmarks if kind in cells[algorithms[0]][b]]:
-                for a, rank in zip(
-                    algorithms, _ranks([cells[a][b][kind]["mean"] for a in algorithms])
-                ):
-                    ranks[a].setdefault(kind, []).append(rank)
         results["budgets"][str(budget)] = {
             "cells": cells,
-            "average_rank": {
-                a: {kind: float(np.mean(v)) for kind, v in ranks[a].items()} for a in algorithms
-            },
+            "average_rank": _average_ranks(cells, algorithms, benchmarks),
             "overhead_ms": {a: v for p in parts for a, v in p["overhead_ms"].items()},
             "first_ms": {a: v for p in parts for a, v in p["first_ms"].items()},
         }
