@@ -641,9 +641,10 @@ class _Table(NamedTuple):
     start: np.ndarray  # [S]: the unit row of candidate 0 of each slot
 
 
-def _unit_rows(table: _Table, index: np.ndarray, active: np.ndarray) -> np.ndarray:
-    """The ``cols`` rows of DNAs given by ``index``/``active`` (``[n, S]``)."""
-    return np.where(active, table.start + index, table.units.shape[0] - 1).astype(np.int32)
+def _unit_rows(start: np.ndarray, blank: int, index: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Each DNA's unit row per slot (``blank`` where inactive): ``int32 [n, S]``, the rows of
+    ``_Table.cols``."""
+    return np.where(active, start + index, blank).astype(np.int32)
 
 
 @functools.lru_cache(maxsize=4)
@@ -665,7 +666,7 @@ def _table(space: Space) -> _Table:
     units = encode(space, DNA(space, unit_index, np.zeros((rows, s)), unit_active))
     index, active = np.asarray(dnas.index), np.asarray(dnas.active)
     cols = np.full((_bucket(index.shape[0]), s), rows - 1, np.int32)
-    cols[: index.shape[0]] = np.where(active, start + index, rows - 1)
+    cols[: index.shape[0]] = _unit_rows(start, rows - 1, index, active)
     return _Table(index, _padded(units, _width(space))[:rows], cols, start)
 
 
@@ -858,24 +859,18 @@ def neural_predictor(
         if _enumerable(space, enumerate_limit):
             table = _table(space)
             order = _table_order(space, fit, exploration)
+            pick = None
             if local:
-                order = _local_order(space, table, state, order)
-            zeros = np.zeros(space.num_slots)
-            pick = next(
-                (int(i) for i in order if _dna_key(table.indices[i], zeros) not in state.seen),
-                None,
-            )
-            if pick is None:  # every neighbour (or every DNA) seen: the best predicted overall
-                order = _table_order(space, fit, exploration)
-                pick = next(
-                    (int(i) for i in order if _dna_key(table.indices[i], zeros) not in state.seen),
-                    int(order[0]),  # every DNA was seen: repeat the best predicted
-                )
+                pick = _first_unseen(table, _local_order(space, table, state, order), state.seen)
+            if pick is None:  # not a local turn, or every neighbour seen: the best overall
+                pick = _first_unseen(table, order, state.seen)
+            if pick is None:  # every DNA was seen: repeat the best predicted
+                pick = int(order[0])
             dna = space.make_dna(table.indices[pick].copy())
             return dna, _mark(state, dna)
         pool = _pool(space, state, rng, pool_size, n_mutants)
         if local and n_mutants:  # score the mutants of the best observed DNAs only
-            keep = slice(pool_size - min(n_mutants, pool_size), pool_size)
+            keep = slice(pool_size - n_mutants, None)  # _pool puts them last
             pool = DNA(space, pool.index[keep], pool.value[keep], pool.active[keep])
         x = encode(space, pool)
         outputs = lambda params: _predict(params, x, x.shape[0])
@@ -913,6 +908,17 @@ def neural_predictor(
     return Algorithm(init, propose, feedback, name=where)
 
 
+def _parents(state: NeuralPredictorState) -> np.ndarray:
+    """Positions of the best observed DNAs (at most ``_NUM_PARENTS``), best first."""
+    return np.argsort(-state.rewards, kind="stable")[:_NUM_PARENTS]
+
+
+def _first_unseen(table: _Table, order: np.ndarray, seen: frozenset) -> int | None:
+    """The first table row of ``order`` that was neither evaluated nor proposed."""
+    zeros = np.zeros(table.indices.shape[1])
+    return next((int(i) for i in order if _dna_key(table.indices[i], zeros) not in seen), None)
+
+
 def _local_turn(m: int, fraction: float) -> bool:
     """Whether model proposal ``m`` (0-based) is a local one: ``fraction`` of them, spread
     evenly (0.5: every other one, starting with the second)."""
@@ -923,9 +929,9 @@ def _local_order(
     space: Space, table: _Table, state: NeuralPredictorState, order: np.ndarray
 ) -> np.ndarray:
     """The table rows one decision away from the best observed DNAs, best predicted first."""
-    best = np.argsort(-state.rewards, kind="stable")[:_NUM_PARENTS]
-    index = state.indices[best]
-    parents = _unit_rows(table, index, np.asarray(space.active_mask(index), bool))
+    index = state.indices[_parents(state)]
+    active = np.asarray(space.active_mask(index), bool)
+    parents = _unit_rows(table.start, table.units.shape[0] - 1, index, active)
     n = table.indices.shape[0]
     rows = table.cols[:n]
     near = np.zeros(n, bool)
@@ -965,7 +971,7 @@ def _pool(
     random_part = random_dna(space, rng, n=size - mutants)
     if mutants == 0:
         return random_part
-    best = np.argsort(-state.rewards, kind="stable")[:_NUM_PARENTS]
+    best = _parents(state)
     parents_at = best[rng.integers(best.size, size=mutants)]
     index = state.indices[parents_at]
     parents = space.make_dna(index, state.values[parents_at])
