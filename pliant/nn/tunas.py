@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -268,10 +269,9 @@ def weight_sharing_search(
         >>> type(result.value).__name__, result.value == pl.materialize(value, result.dna)
         ('Node', True)
     """
-    for label, v in (("steps", steps), ("log_every", log_every)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"weight_sharing_search: {label} must be an int >= 1, got {v!r}")
-    built = make_search_step(
+    if isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 1:
+        raise ValueError(f"weight_sharing_search: log_every must be an int >= 1, got {log_every!r}")
+    built = make_search_step(  # checks every other argument
         space_value,
         train_data,
         val_data,
@@ -656,8 +656,6 @@ def _save(directory: Any, carry: tuple, history: list[dict], steps: int) -> None
     os.replace(tmp, os.path.join(root, "latest.json"))  # the commit point
     for name in os.listdir(root):  # older steps are no longer needed
         if name.startswith("step_") and name != f"step_{step}":
-            import shutil
-
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 

@@ -122,6 +122,8 @@ def test_errors(digits: tuple) -> None:
         weight_sharing_search(SPACE, train, val, net=net, strategy="darts")
     with pytest.raises(ValueError, match="steps must be an int >= 1"):
         weight_sharing_search(SPACE, train, val, net=net, steps=0)
+    with pytest.raises(ValueError, match="log_every must be an int >= 1, got 0"):
+        weight_sharing_search(SPACE, train, val, net=net, log_every=0)
     with pytest.raises(ValueError, match="a cost model needs a target"):
         weight_sharing_search(SPACE, train, val, net=net, cost=params)
     with pytest.raises(
@@ -194,7 +196,7 @@ def test_checkpoint_resumes_exactly(digits: tuple, tmp_path) -> None:
 
     def run(**more):
         return weight_sharing_search(
-            SPACE, train, val, net=MaskedMLP(nnx.Rngs(0)), **kwargs, **more
+            SPACE, train, val, net=MaskedMLP(nnx.Rngs(0)), **{**kwargs, **more}
         )
 
     whole = run()
@@ -219,14 +221,4 @@ def test_checkpoint_resumes_exactly(digits: tuple, tmp_path) -> None:
     for x, y in zip(jax.tree.leaves(w1), jax.tree.leaves(w2), strict=True):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="is of a search of 40 steps"):
-        weight_sharing_search(
-            SPACE,
-            train,
-            val,
-            net=MaskedMLP(nnx.Rngs(0)),
-            cost=params,
-            target=2500.0,
-            steps=50,
-            log_every=10,
-            checkpoint=tmp_path / "ckpt",
-        )
+        run(steps=50, checkpoint=tmp_path / "ckpt")
