@@ -53,8 +53,6 @@ import numpy as np
 
 def largest_child(space: Any) -> Any:
     """Every decision at its last candidate (widest, largest kernel), every block kept."""
-    import numpy as np
-
     index = np.asarray(space.num_choices) - 1
     for i, slot in enumerate(space.slots):
         if slot.id.startswith("blocks[") and "." not in slot.id:  # oneof([block, Identity()])
@@ -62,21 +60,28 @@ def largest_child(space: Any) -> Any:
     return space.make_dna(index)
 
 
-def make_step(graphdef: Any, call: Any) -> Any:
-    import jax
+def _weight_update(model: Any, optimizer: Any, call: Any, x: Any, y: Any, dna: Any) -> Any:
+    """One optimizer step of ``model`` on a batch (cross-entropy in float32); the loss."""
     import jax.numpy as jnp
     import optax
     from flax import nnx
 
+    def loss_fn(m: Any) -> Any:
+        logits = call(m, x, dna).astype(jnp.float32)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    loss, grads = nnx.value_and_grad(loss_fn)(model)
+    optimizer.update(model, grads)
+    return loss
+
+
+def make_step(graphdef: Any, call: Any) -> Any:
+    import jax
+    from flax import nnx
+
     def step(state: Any, x: Any, y: Any, dna: Any) -> Any:
         model, optimizer = nnx.merge(graphdef, state)
-
-        def loss_fn(m: Any) -> Any:
-            logits = call(m, x, dna).astype(jnp.float32)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
-        loss, grads = nnx.value_and_grad(loss_fn)(model)
-        optimizer.update(model, grads)
+        loss = _weight_update(model, optimizer, call, x, y, dna)
         return nnx.state((model, optimizer)), loss
 
     return jax.jit(step, donate_argnums=0)
@@ -112,18 +117,11 @@ def make_train_val_step(graphdef: Any, call: Any) -> Any:
     """
     import jax
     import jax.numpy as jnp
-    import optax
     from flax import nnx
 
     def step(state: Any, x: Any, y: Any, xv: Any, yv: Any, dna: Any) -> Any:
         model, optimizer = nnx.merge(graphdef, state)
-
-        def loss_fn(m: Any) -> Any:
-            logits = call(m, x, dna).astype(jnp.float32)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
-        loss, grads = nnx.value_and_grad(loss_fn)(model)
-        optimizer.update(model, grads)
+        loss = _weight_update(model, optimizer, call, x, y, dna)
         acc = jnp.mean(jnp.argmax(call(model, xv, dna), -1) == yv)
         return nnx.state((model, optimizer)), (loss, acc)
 
